@@ -1,0 +1,17 @@
+//! The API: CRD types, their generated definitions, condition names, and the
+//! validation that `ballast lint` and the admission webhook share. No I/O.
+
+pub mod conditions;
+pub mod crd;
+pub mod duration;
+pub mod history;
+pub mod policy;
+pub mod quantity;
+pub mod source;
+pub mod validation;
+
+pub use duration::Duration;
+pub use history::History;
+pub use policy::*;
+pub use quantity::Quantity;
+pub use source::*;

@@ -1,0 +1,395 @@
+//! The `CustomScalingPolicy` resource: what to scale, from which metrics, within
+//! which bounds and at which pace. Field doc comments become the CRD's descriptions.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::duration::Duration;
+use super::history::History;
+use super::quantity::Quantity;
+
+/// Scale a workload (and optionally the node pool under it) from Prometheus metrics.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "autoscaling.ballast.dev",
+    version = "v1alpha1",
+    kind = "CustomScalingPolicy",
+    plural = "customscalingpolicies",
+    singular = "customscalingpolicy",
+    shortname = "scalingpolicies",
+    shortname = "scalingpolicy",
+    shortname = "csp",
+    category = "ballast",
+    namespaced,
+    doc = "A CustomScalingPolicy scales a workload, and optionally the node pool under it, from Prometheus metrics.",
+    status = "CustomScalingPolicyStatus",
+    printcolumn = r#"{"name":"Target","type":"string","jsonPath":".spec.targetRef.name"}"#,
+    printcolumn = r#"{"name":"Min","type":"integer","jsonPath":".spec.minReplicas"}"#,
+    printcolumn = r#"{"name":"Max","type":"integer","jsonPath":".spec.maxReplicas"}"#,
+    printcolumn = r#"{"name":"Current","type":"integer","jsonPath":".status.currentReplicas"}"#,
+    printcolumn = r#"{"name":"Desired","type":"integer","jsonPath":".status.desiredReplicas"}"#,
+    printcolumn = r#"{"name":"Metric","type":"string","jsonPath":".status.metrics[0].smoothed"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.minReplicas <= self.maxReplicas").message("spec.minReplicas must be less than or equal to spec.maxReplicas"))]
+pub struct CustomScalingPolicySpec {
+    /// The object to scale, in the policy's namespace. Any kind with a `/scale`
+    /// subresource works: Deployment, StatefulSet, Argo Rollout, ...
+    pub target_ref: TargetRef,
+
+    /// Lower bound on replicas. Defaults to 1; `0` (scale to zero) only when written
+    /// explicitly, and then `activationThreshold` decides when to wake up.
+    #[serde(default = "default_min_replicas")]
+    pub min_replicas: u32,
+
+    /// Upper bound on replicas. Ballast never scales above it.
+    #[schemars(range(min = 1))]
+    pub max_replicas: u32,
+
+    /// The metrics to scale on. With several, the largest recommendation wins.
+    #[schemars(length(min = 1, max = 16))]
+    #[x_kube(validation = Rule::new("self.all(m, self.exists_one(n, n.name == m.name))").message("spec.metrics[].name must be unique"))]
+    pub metrics: Vec<MetricSpec>,
+
+    /// Exponential moving average applied to each metric before deciding. Absent:
+    /// raw values are used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smoothing: Option<Smoothing>,
+
+    /// Pace of scaling, in the shape of HPA v2's `behavior`, with HPA's defaults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub behavior: Option<Behavior>,
+
+    /// How often metrics are read and a decision is made. Each tick is moved by a
+    /// deterministic per-policy jitter (see `jitter`).
+    #[serde(default = "default_poll_interval")]
+    pub poll_interval: Duration,
+
+    /// Fraction of `pollInterval` (0 to 0.5) by which each tick is spread, so many
+    /// policies never query Prometheus in lockstep.
+    #[serde(default = "default_jitter")]
+    #[x_kube(validation = Rule::new("self >= 0.0 && self <= 0.5").message("spec.jitter must be between 0 and 0.5"))]
+    pub jitter: f64,
+
+    /// What to do while metrics cannot be read. Missing data is never read as zero:
+    /// replicas are held, and after `failureThreshold` failed reads they move to
+    /// `replicas` when it is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<Fallback>,
+
+    /// A second target that holds the nodes the workload runs on, scaled with it:
+    /// nodes go up before the workload grows into them, and down only after the
+    /// workload has shrunk and `scaleDownDelay` has passed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_pool: Option<NodePool>,
+
+    /// Stop all writes (incident response). Metrics are still read and status kept.
+    #[serde(default)]
+    pub paused: bool,
+
+    /// Compute and publish decisions in status and Events without writing replicas.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+fn default_min_replicas() -> u32 {
+    1
+}
+
+fn default_poll_interval() -> Duration {
+    Duration::from_secs(15)
+}
+
+fn default_jitter() -> f64 {
+    0.1
+}
+
+/// A reference to an object in the policy's namespace.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetRef {
+    /// API version of the target, e.g. `apps/v1`.
+    #[schemars(length(min = 1, max = 253))]
+    pub api_version: String,
+    /// Kind of the target, e.g. `Deployment`.
+    #[schemars(length(min = 1, max = 63))]
+    pub kind: String,
+    /// Name of the target.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
+/// One metric: a PromQL query that returns exactly one series, and its target.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricSpec {
+    /// Name of the metric within this policy (a DNS label: lowercase letters,
+    /// digits and `-`). Used in status, Events and `ballast simulate` columns.
+    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    pub name: String,
+
+    /// Name of the `ClusterMetricsSource` to query. Absent: the operator's default
+    /// source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub source: Option<String>,
+
+    /// PromQL instant query returning exactly one series, e.g.
+    /// `sum(rate(redis_evicted_keys_total{job="cache"}[1m]))`. No series is "no data",
+    /// never zero.
+    #[schemars(length(min = 1, max = 4096))]
+    pub query: String,
+
+    /// The value the query should settle at.
+    pub target: MetricTarget,
+
+    /// With `minReplicas: 0`: while every metric is at or below its activation
+    /// threshold the target is scaled to zero; above it, it is woken up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("type(self) == int ? self >= 0 : (isQuantity(self) && quantity(self).compareTo(quantity('0')) >= 0)").message("spec.metrics[].activationThreshold must be a quantity of at least 0"))]
+    pub activation_threshold: Option<Quantity>,
+}
+
+/// How a metric's value is compared with the target.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.type == 'Value' ? (has(self.value) && !has(self.averageValue)) : (has(self.averageValue) && !has(self.value))").message("spec.metrics[].target: type Value needs `value` and type AverageValue needs `averageValue` (exactly one of them)"))]
+pub struct MetricTarget {
+    /// `Value`: the query's value is compared with `value` (replicas scale with the
+    /// ratio). `AverageValue`: the query's value is divided among the replicas and
+    /// compared with `averageValue` per replica.
+    #[serde(rename = "type")]
+    pub type_: TargetType,
+
+    /// Target for type `Value`, a quantity greater than 0 (e.g. `100`, `"1.5k"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("type(self) == int ? self > 0 : (isQuantity(self) && quantity(self).isGreaterThan(quantity('0')))").message("spec.metrics[].target.value must be a quantity greater than 0"))]
+    pub value: Option<Quantity>,
+
+    /// Target per replica for type `AverageValue`, a quantity greater than 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("type(self) == int ? self > 0 : (isQuantity(self) && quantity(self).isGreaterThan(quantity('0')))").message("spec.metrics[].target.averageValue must be a quantity greater than 0"))]
+    pub average_value: Option<Quantity>,
+}
+
+impl MetricTarget {
+    /// The quantity that matches the type, if it is set.
+    pub fn quantity(&self) -> Option<&Quantity> {
+        match self.type_ {
+            TargetType::Value => self.value.as_ref(),
+            TargetType::AverageValue => self.average_value.as_ref(),
+        }
+    }
+}
+
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TargetType {
+    Value,
+    AverageValue,
+}
+
+/// Exponential moving average of each metric.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Smoothing {
+    /// Time for an old value's weight to halve, e.g. `30s`. Irregular sample spacing
+    /// is accounted for.
+    pub half_life: Duration,
+}
+
+/// HPA v2's `behavior`: stabilization windows and rate limits per direction.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Behavior {
+    /// Rules for scaling up. HPA defaults: no window; the larger of +100% and +4 pods
+    /// per 15s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_up: Option<ScalingRules>,
+    /// Rules for scaling down. HPA defaults: a 300s window; -100% per 15s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_down: Option<ScalingRules>,
+    /// No change while the metric/target ratio is within this fraction of 1
+    /// (inclusive). Default 0.1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 0.0 && self < 1.0").message("spec.behavior.tolerance must be at least 0 and below 1"))]
+    pub tolerance: Option<f64>,
+}
+
+/// Scaling rules for one direction.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ScalingRules {
+    /// Seconds of past recommendations considered: scale-up takes the lowest of
+    /// them, scale-down the highest (0 to 3600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 0 && self <= 3600").message("stabilizationWindowSeconds must be between 0 and 3600"))]
+    pub stabilization_window_seconds: Option<u32>,
+    /// Which policy applies when several do: `Max` (the largest change, default),
+    /// `Min` (the smallest), or `Disabled` (no scaling in this direction).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub select_policy: Option<SelectPolicy>,
+    /// Rate limits. Absent: HPA's defaults for the direction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 10))]
+    pub policies: Option<Vec<ScalingPolicyRule>>,
+}
+
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SelectPolicy {
+    Max,
+    Min,
+    Disabled,
+}
+
+/// A rate limit: at most `value` pods (or percent) of change per `periodSeconds`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ScalingPolicyRule {
+    /// `Pods` (an absolute count) or `Percent` (of the replicas at the start of the period).
+    #[serde(rename = "type")]
+    pub type_: PolicyType,
+    /// Amount of change allowed per period, greater than 0.
+    #[x_kube(validation = Rule::new("self > 0").message("policies[].value must be greater than 0"))]
+    pub value: u32,
+    /// Length of the period in seconds, 1 to 1800.
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 1800").message("policies[].periodSeconds must be between 1 and 1800"))]
+    pub period_seconds: u32,
+}
+
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PolicyType {
+    Pods,
+    Percent,
+}
+
+/// Behaviour while metrics are unavailable.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Fallback {
+    /// Consecutive failed reads before `replicas` applies (default 3, at least 1).
+    #[serde(default = "default_failure_threshold")]
+    #[x_kube(validation = Rule::new("self >= 1").message("spec.fallback.failureThreshold must be at least 1"))]
+    pub failure_threshold: u32,
+    /// Replicas to move to once the threshold is reached (within bounds and rate
+    /// limits). Absent: hold the current replicas.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<u32>,
+}
+
+fn default_failure_threshold() -> u32 {
+    3
+}
+
+/// The nodes under the workload.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.podsPerNode) != has(self.nodeAllocatable)").message("spec.nodePool: set exactly one of podsPerNode or nodeAllocatable"))]
+#[x_kube(validation = Rule::new("self.minNodes <= self.maxNodes").message("spec.nodePool.minNodes must be less than or equal to spec.nodePool.maxNodes"))]
+pub struct NodePool {
+    /// The object that holds the nodes, e.g. a Cluster API `MachineDeployment`: any
+    /// kind with a `/scale` subresource, or any kind with `replicasPath`.
+    pub target_ref: TargetRef,
+    /// Dotted path of the replica count for kinds without `/scale`, e.g. `spec.count`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$"))]
+    pub replicas_path: Option<String>,
+    /// How many workload pods fit on one node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 1").message("spec.nodePool.podsPerNode must be at least 1"))]
+    pub pods_per_node: Option<u32>,
+    /// A node's allocatable resources; pods per node is derived from the target's pod
+    /// requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_allocatable: Option<NodeAllocatable>,
+    /// Lower bound on nodes (default 0).
+    #[serde(default)]
+    pub min_nodes: u32,
+    /// Upper bound on nodes.
+    #[schemars(range(min = 1))]
+    pub max_nodes: u32,
+    /// Spare nodes kept above what the workload needs (default 0).
+    #[serde(default)]
+    pub headroom_nodes: u32,
+    /// How long nodes stay after the workload shrank before they are removed
+    /// (default `10m`).
+    #[serde(default = "default_scale_down_delay")]
+    pub scale_down_delay: Duration,
+}
+
+fn default_scale_down_delay() -> Duration {
+    Duration::from_secs(600)
+}
+
+/// Allocatable resources of one node.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeAllocatable {
+    /// Allocatable CPU, e.g. `"4"` or `"3500m"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<Quantity>,
+    /// Allocatable memory, e.g. `"16Gi"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<Quantity>,
+}
+
+/// What the operator observed and decided.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct CustomScalingPolicyStatus {
+    /// The `metadata.generation` this status was computed for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Replicas of the target when last read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_replicas: Option<u32>,
+    /// Replicas Ballast decided on at the last tick.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desired_replicas: Option<u32>,
+    /// When Ballast last changed the target's replicas.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_scale_time: Option<Time>,
+    /// Per metric: raw and smoothed value with the sample's time.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metrics: Vec<MetricStatus>,
+    /// Node pool current and desired nodes, when a node pool is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_pool: Option<NodePoolStatus>,
+    /// The bounded decision history the stabilization windows and rate limits need,
+    /// so a new leader resumes where the old one stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<History>,
+    /// `Ready`, `MetricsAvailable`, `AbleToScale`, `ScalingLimited`, `NodePoolReady`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+}
+
+/// The last reading of one metric.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricStatus {
+    pub name: String,
+    /// The query's value at the last successful read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw: Option<f64>,
+    /// The smoothed value the decision used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smoothed: Option<f64>,
+    /// When the sample was taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample_time: Option<Time>,
+}
+
+/// Node pool size as observed and decided.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct NodePoolStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_nodes: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desired_nodes: Option<u32>,
+}

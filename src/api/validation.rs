@@ -1,0 +1,498 @@
+//! Validation of policies and sources, written once and used by `ballast lint`
+//! (offline, in GitOps CI) and by the admission webhook. It covers every CEL rule in
+//! the CRD, and what CEL cannot see: PromQL syntax, unknown fields, foot-guns.
+
+use std::collections::HashSet;
+use std::fmt;
+
+use serde::de::DeserializeOwned;
+
+use super::duration::Duration;
+use super::policy::{
+    CustomScalingPolicySpec, MetricSpec, NodePool, ScalingRules, TargetRef, TargetType,
+};
+use super::quantity::Quantity;
+use super::source::ClusterMetricsSourceSpec;
+
+/// How bad a problem is: errors are refused, warnings are foot-guns to look at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    Warning,
+    Error,
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        })
+    }
+}
+
+/// One problem with an object: the field path (e.g. `spec.metrics[0].query`) and what
+/// is wrong with it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub severity: Severity,
+    pub field: String,
+    pub message: String,
+}
+
+impl Problem {
+    pub fn error(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            severity: Severity::Error,
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn warning(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            severity: Severity::Warning,
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}: {}", self.severity, self.field, self.message)
+    }
+}
+
+/// Largest number of metrics in one policy (the CRD's `maxItems`).
+pub const MAX_METRICS: usize = 16;
+/// Longest HPA stabilization window.
+pub const MAX_WINDOW_SECONDS: u32 = 3600;
+/// Longest rate-limit period.
+pub const MAX_PERIOD_SECONDS: u32 = 1800;
+/// Below this poll interval, lint warns.
+pub const MIN_SENSIBLE_POLL: Duration = Duration::from_secs(5);
+
+/// Decode a JSON/YAML value into a typed object, naming the field that failed to
+/// decode, then report fields under `spec` that the type does not know (typos that
+/// the API server would silently prune).
+pub fn decode<T>(value: &serde_json::Value) -> Result<(T, Vec<Problem>), Problem>
+where
+    T: DeserializeOwned + serde::Serialize,
+{
+    let decoded: T = serde_path_to_error::deserialize(value).map_err(|err| {
+        let path = err.path().to_string();
+        let field = if path == "." { String::new() } else { path };
+        Problem::error(field, err.into_inner().to_string())
+    })?;
+    let mut unknown = Vec::new();
+    if let (Some(input), Ok(known)) = (value.get("spec"), serde_json::to_value(&decoded)) {
+        if let Some(known) = known.get("spec") {
+            unknown_fields("spec", input, known, &mut unknown);
+        }
+    }
+    Ok((decoded, unknown))
+}
+
+fn unknown_fields(
+    path: &str,
+    input: &serde_json::Value,
+    known: &serde_json::Value,
+    out: &mut Vec<Problem>,
+) {
+    use serde_json::Value;
+    match (input, known) {
+        (Value::Object(input), Value::Object(known)) => {
+            for (key, value) in input {
+                let child = format!("{path}.{key}");
+                match known.get(key) {
+                    Some(k) => unknown_fields(&child, value, k, out),
+                    None if value.is_null() => {}
+                    None => out.push(Problem::error(
+                        child,
+                        "unknown field (the API server would drop it silently; check the spelling)",
+                    )),
+                }
+            }
+        }
+        (Value::Array(input), Value::Array(known)) => {
+            for (i, (value, k)) in input.iter().zip(known).enumerate() {
+                unknown_fields(&format!("{path}[{i}]"), value, k, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Every rule about one policy spec. Errors first, then warnings, in field order.
+pub fn validate_policy(spec: &CustomScalingPolicySpec) -> Vec<Problem> {
+    let mut p = Vec::new();
+    target_ref("spec.targetRef", &spec.target_ref, &mut p);
+
+    if spec.max_replicas == 0 {
+        p.push(Problem::error("spec.maxReplicas", "must be at least 1"));
+    }
+    if spec.min_replicas > spec.max_replicas {
+        p.push(Problem::error(
+            "spec.minReplicas",
+            format!(
+                "spec.minReplicas ({}) must be less than or equal to spec.maxReplicas ({})",
+                spec.min_replicas, spec.max_replicas
+            ),
+        ));
+    }
+
+    if spec.metrics.is_empty() {
+        p.push(Problem::error("spec.metrics", "at least one metric is required"));
+    }
+    if spec.metrics.len() > MAX_METRICS {
+        p.push(Problem::error(
+            "spec.metrics",
+            format!("at most {MAX_METRICS} metrics, found {}", spec.metrics.len()),
+        ));
+    }
+    let mut names = HashSet::new();
+    for (i, metric) in spec.metrics.iter().enumerate() {
+        let field = format!("spec.metrics[{i}]");
+        if !names.insert(metric.name.as_str()) {
+            p.push(Problem::error(
+                format!("{field}.name"),
+                format!(
+                    "spec.metrics[].name must be unique: {:?} appears more than once",
+                    metric.name
+                ),
+            ));
+        }
+        validate_metric(&field, metric, &mut p);
+    }
+
+    if !(0.0..=0.5).contains(&spec.jitter) {
+        p.push(Problem::error(
+            "spec.jitter",
+            format!("spec.jitter must be between 0 and 0.5, got {}", spec.jitter),
+        ));
+    }
+    if spec.poll_interval.as_millis() < 1000 {
+        p.push(Problem::error(
+            "spec.pollInterval",
+            format!("must be at least 1s, got {}", spec.poll_interval),
+        ));
+    } else if spec.poll_interval < MIN_SENSIBLE_POLL {
+        p.push(Problem::warning(
+            "spec.pollInterval",
+            format!(
+                "{} is below 5s: Prometheus scrapes rarely change that fast, and every policy polling this often adds query load",
+                spec.poll_interval
+            ),
+        ));
+    }
+    if let Some(smoothing) = &spec.smoothing {
+        if smoothing.half_life.as_millis() == 0 {
+            p.push(Problem::error(
+                "spec.smoothing.halfLife",
+                "must be greater than 0 (remove `smoothing` to use raw values)",
+            ));
+        }
+    }
+
+    if let Some(behavior) = &spec.behavior {
+        if let Some(t) = behavior.tolerance {
+            if !(0.0..1.0).contains(&t) {
+                p.push(Problem::error(
+                    "spec.behavior.tolerance",
+                    format!("spec.behavior.tolerance must be at least 0 and below 1, got {t}"),
+                ));
+            }
+        }
+        if let Some(rules) = &behavior.scale_up {
+            scaling_rules("spec.behavior.scaleUp", rules, &mut p);
+        }
+        if let Some(rules) = &behavior.scale_down {
+            scaling_rules("spec.behavior.scaleDown", rules, &mut p);
+        }
+    }
+
+    if let Some(fallback) = &spec.fallback {
+        if fallback.failure_threshold == 0 {
+            p.push(Problem::error(
+                "spec.fallback.failureThreshold",
+                "spec.fallback.failureThreshold must be at least 1",
+            ));
+        }
+        if let Some(r) = fallback.replicas {
+            if r < spec.min_replicas || r > spec.max_replicas {
+                p.push(Problem::warning(
+                    "spec.fallback.replicas",
+                    format!(
+                        "{r} is outside [minReplicas, maxReplicas] = [{}, {}] and will be clamped",
+                        spec.min_replicas, spec.max_replicas
+                    ),
+                ));
+            }
+        }
+    }
+
+    if let Some(pool) = &spec.node_pool {
+        validate_node_pool(spec, pool, &mut p);
+    }
+
+    foot_guns(spec, &mut p);
+    p.sort_by_key(|problem| std::cmp::Reverse(problem.severity));
+    p
+}
+
+fn target_ref(field: &str, target: &TargetRef, p: &mut Vec<Problem>) {
+    for (name, value) in [
+        ("apiVersion", &target.api_version),
+        ("kind", &target.kind),
+        ("name", &target.name),
+    ] {
+        if value.trim().is_empty() {
+            p.push(Problem::error(format!("{field}.{name}"), "must not be empty"));
+        }
+    }
+}
+
+fn is_dns_label(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 63
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes[0] != b'-'
+        && bytes[bytes.len() - 1] != b'-'
+}
+
+fn validate_metric(field: &str, metric: &MetricSpec, p: &mut Vec<Problem>) {
+    if !is_dns_label(&metric.name) {
+        p.push(Problem::error(
+            format!("{field}.name"),
+            format!(
+                "{:?} is not a DNS label (lowercase letters, digits and '-', at most 63)",
+                metric.name
+            ),
+        ));
+    }
+    if let Some(source) = &metric.source {
+        if source.trim().is_empty() {
+            p.push(Problem::error(
+                format!("{field}.source"),
+                "must not be empty (omit it to use the default source)",
+            ));
+        }
+    }
+    if let Err(message) = check_promql(&metric.query) {
+        p.push(Problem::error(format!("{field}.query"), message));
+    }
+
+    let target = &metric.target;
+    let (wanted, other, wanted_name, other_name) = match target.type_ {
+        TargetType::Value => (
+            &target.value,
+            &target.average_value,
+            "value",
+            "averageValue",
+        ),
+        TargetType::AverageValue => (
+            &target.average_value,
+            &target.value,
+            "averageValue",
+            "value",
+        ),
+    };
+    let type_name = match target.type_ {
+        TargetType::Value => "Value",
+        TargetType::AverageValue => "AverageValue",
+    };
+    match wanted {
+        None => p.push(Problem::error(
+            format!("{field}.target.{wanted_name}"),
+            format!("type {type_name} needs `{wanted_name}`"),
+        )),
+        Some(q) => positive_quantity(&format!("{field}.target.{wanted_name}"), q, p),
+    }
+    if other.is_some() {
+        p.push(Problem::error(
+            format!("{field}.target.{other_name}"),
+            format!("type {type_name} takes `{wanted_name}`, not `{other_name}`"),
+        ));
+    }
+    if let Some(q) = &metric.activation_threshold {
+        if q.value() < 0.0 {
+            p.push(Problem::error(
+                format!("{field}.activationThreshold"),
+                format!("must be at least 0, got {q}"),
+            ));
+        }
+    }
+}
+
+fn positive_quantity(field: &str, q: &Quantity, p: &mut Vec<Problem>) {
+    if q.value() <= 0.0 {
+        p.push(Problem::error(
+            field,
+            format!("must be a quantity greater than 0, got {q}"),
+        ));
+    }
+}
+
+/// PromQL syntax check. The message carries the parser's position.
+pub fn check_promql(query: &str) -> Result<(), String> {
+    if query.trim().is_empty() {
+        return Err("query must not be empty".into());
+    }
+    promql_parser::parser::parse(query)
+        .map(|_| ())
+        .map_err(|err| format!("invalid PromQL: {err}"))
+}
+
+fn scaling_rules(field: &str, rules: &ScalingRules, p: &mut Vec<Problem>) {
+    if let Some(w) = rules.stabilization_window_seconds {
+        if w > MAX_WINDOW_SECONDS {
+            p.push(Problem::error(
+                format!("{field}.stabilizationWindowSeconds"),
+                format!("stabilizationWindowSeconds must be between 0 and {MAX_WINDOW_SECONDS}, got {w}"),
+            ));
+        }
+    }
+    for (j, policy) in rules.policies.iter().flatten().enumerate() {
+        let pf = format!("{field}.policies[{j}]");
+        if policy.value == 0 {
+            p.push(Problem::error(
+                format!("{pf}.value"),
+                "policies[].value must be greater than 0",
+            ));
+        }
+        if !(1..=MAX_PERIOD_SECONDS).contains(&policy.period_seconds) {
+            p.push(Problem::error(
+                format!("{pf}.periodSeconds"),
+                format!(
+                    "policies[].periodSeconds must be between 1 and {MAX_PERIOD_SECONDS}, got {}",
+                    policy.period_seconds
+                ),
+            ));
+        }
+    }
+}
+
+fn validate_node_pool(spec: &CustomScalingPolicySpec, pool: &NodePool, p: &mut Vec<Problem>) {
+    target_ref("spec.nodePool.targetRef", &pool.target_ref, p);
+    if pool.target_ref == spec.target_ref {
+        p.push(Problem::error(
+            "spec.nodePool.targetRef",
+            "must differ from spec.targetRef (the node pool and the workload are two objects)",
+        ));
+    }
+    match (&pool.pods_per_node, &pool.node_allocatable) {
+        (None, None) | (Some(_), Some(_)) => p.push(Problem::error(
+            "spec.nodePool",
+            "spec.nodePool: set exactly one of podsPerNode or nodeAllocatable",
+        )),
+        (Some(0), None) => p.push(Problem::error(
+            "spec.nodePool.podsPerNode",
+            "spec.nodePool.podsPerNode must be at least 1",
+        )),
+        (None, Some(alloc)) => {
+            if alloc.cpu.is_none() && alloc.memory.is_none() {
+                p.push(Problem::error(
+                    "spec.nodePool.nodeAllocatable",
+                    "set cpu, memory or both",
+                ));
+            }
+            for (name, q) in [("cpu", &alloc.cpu), ("memory", &alloc.memory)] {
+                if let Some(q) = q {
+                    positive_quantity(&format!("spec.nodePool.nodeAllocatable.{name}"), q, p);
+                }
+            }
+        }
+        _ => {}
+    }
+    if pool.max_nodes == 0 {
+        p.push(Problem::error("spec.nodePool.maxNodes", "must be at least 1"));
+    }
+    if pool.min_nodes > pool.max_nodes {
+        p.push(Problem::error(
+            "spec.nodePool.minNodes",
+            format!(
+                "spec.nodePool.minNodes ({}) must be less than or equal to spec.nodePool.maxNodes ({})",
+                pool.min_nodes, pool.max_nodes
+            ),
+        ));
+    }
+    if pool.headroom_nodes > pool.max_nodes {
+        p.push(Problem::warning(
+            "spec.nodePool.headroomNodes",
+            format!(
+                "{} headroom nodes exceed maxNodes ({}); the pool will sit at maxNodes",
+                pool.headroom_nodes, pool.max_nodes
+            ),
+        ));
+    }
+}
+
+fn foot_guns(spec: &CustomScalingPolicySpec, p: &mut Vec<Problem>) {
+    let scale_down = spec.behavior.as_ref().and_then(|b| b.scale_down.as_ref());
+    if let Some(rules) = scale_down {
+        let window = rules.stabilization_window_seconds.unwrap_or(300);
+        let no_policy = rules.policies.as_ref().is_none_or(|v| v.is_empty());
+        if window == 0 && no_policy {
+            p.push(Problem::warning(
+                "spec.behavior.scaleDown",
+                "stabilizationWindowSeconds is 0 and no rate policy is set: one low reading can drop the target to minReplicas in a single tick",
+            ));
+        }
+    }
+    let floor = spec.min_replicas.max(1);
+    if u64::from(spec.max_replicas) > 50 * u64::from(floor) {
+        p.push(Problem::warning(
+            "spec.maxReplicas",
+            format!(
+                "maxReplicas ({}) is more than 50 times minReplicas ({}): a runaway metric could cost a lot",
+                spec.max_replicas, spec.min_replicas
+            ),
+        ));
+    }
+}
+
+/// Every rule about one metrics source.
+pub fn validate_source(spec: &ClusterMetricsSourceSpec) -> Vec<Problem> {
+    let mut p = Vec::new();
+    if !(spec.address.starts_with("http://") || spec.address.starts_with("https://")) {
+        p.push(Problem::error(
+            "spec.address",
+            format!("{:?} must start with http:// or https://", spec.address),
+        ));
+    }
+    if spec.allowed_namespaces.is_empty() {
+        p.push(Problem::error(
+            "spec.allowedNamespaces",
+            "list at least one namespace, or \"*\" for all",
+        ));
+    }
+    if spec.timeout.as_millis() == 0 {
+        p.push(Problem::error("spec.timeout", "must be greater than 0"));
+    }
+    if spec.max_response_bytes < 1024 {
+        p.push(Problem::error(
+            "spec.maxResponseBytes",
+            "spec.maxResponseBytes must be at least 1024",
+        ));
+    }
+    if let Some(auth) = &spec.auth {
+        if auth.bearer_token.is_some() == auth.basic.is_some() {
+            p.push(Problem::error(
+                "spec.auth",
+                "spec.auth: set exactly one of bearerToken or basic",
+            ));
+        }
+    }
+    if let Some(cb) = &spec.circuit_breaker {
+        if cb.failure_threshold == 0 {
+            p.push(Problem::error(
+                "spec.circuitBreaker.failureThreshold",
+                "spec.circuitBreaker.failureThreshold must be at least 1",
+            ));
+        }
+    }
+    p
+}

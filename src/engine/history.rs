@@ -1,0 +1,114 @@
+//! Keeping the decision history bounded: entries older than any window or period
+//! are dropped, and when there are still too many, neighbours are merged in the way
+//! that errs on the safe side (a merged entry counts as long as its newest part).
+
+use crate::api::history::{
+    History, MAX_RECOMMENDATIONS, MAX_SCALE_EVENTS, Recommendation, ScaleEvent,
+};
+
+/// Record a recommendation made at `now`.
+pub fn record_recommendation(history: &mut History, now: i64, replicas: u32) {
+    history.recommendations.push(Recommendation {
+        time: now,
+        low: replicas,
+        high: replicas,
+    });
+}
+
+/// Record a change of replicas made at `now`.
+pub fn record_scale_event(history: &mut History, now: i64, from: u32, to: u32) {
+    let change = i64::from(to) - i64::from(from);
+    if change != 0 {
+        history.scale_events.push(ScaleEvent { time: now, change });
+    }
+}
+
+/// Drop what no window or period can see any more (`horizon_millis` back from
+/// `now`), then merge down to the size bounds.
+pub fn prune(history: &mut History, now: i64, horizon_millis: i64) {
+    let cutoff = now - horizon_millis;
+    history.recommendations.retain(|r| r.time > cutoff);
+    history.scale_events.retain(|e| e.time > cutoff);
+    while history.recommendations.len() > MAX_RECOMMENDATIONS {
+        merge_recommendations(&mut history.recommendations);
+    }
+    while history.scale_events.len() > MAX_SCALE_EVENTS {
+        merge_scale_events(&mut history.scale_events);
+    }
+}
+
+/// Merge the adjacent pair whose merged entry spans the least time.
+fn merge_recommendations(recs: &mut Vec<Recommendation>) {
+    let span = |i: usize| {
+        let start = if i == 0 { recs[0].time } else { recs[i - 1].time };
+        recs[i + 1].time - start
+    };
+    let Some(i) = (0..recs.len() - 1).min_by_key(|&i| span(i)) else {
+        return;
+    };
+    let older = recs.remove(i);
+    let newer = &mut recs[i];
+    newer.low = newer.low.min(older.low);
+    newer.high = newer.high.max(older.high);
+}
+
+/// Merge the closest adjacent pair of the same direction; failing that, drop the
+/// oldest event.
+fn merge_scale_events(events: &mut Vec<ScaleEvent>) {
+    let candidate = (0..events.len() - 1)
+        .filter(|&i| (events[i].change > 0) == (events[i + 1].change > 0))
+        .min_by_key(|&i| events[i + 1].time - events[i].time);
+    match candidate {
+        Some(i) => {
+            let older = events.remove(i);
+            events[i].change += older.change;
+        }
+        None => {
+            events.remove(0);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn old_entries_are_dropped() {
+        let mut h = History::default();
+        record_recommendation(&mut h, 0, 3);
+        record_recommendation(&mut h, 150_000, 4);
+        record_scale_event(&mut h, 0, 1, 3);
+        prune(&mut h, 400_000, 300_000);
+        assert_eq!(h.recommendations.len(), 1);
+        assert_eq!(h.recommendations[0].low, 4);
+        assert!(h.scale_events.is_empty());
+    }
+
+    #[test]
+    fn merging_keeps_the_extremes_and_the_bound() {
+        let mut h = History::default();
+        for i in 0..200 {
+            record_recommendation(&mut h, i * 15_000, (i % 7) as u32 + 1);
+        }
+        prune(&mut h, 200 * 15_000, 3_600_000);
+        assert_eq!(h.recommendations.len(), MAX_RECOMMENDATIONS);
+        assert_eq!(h.recommendations.iter().map(|r| r.low).min(), Some(1));
+        assert_eq!(h.recommendations.iter().map(|r| r.high).max(), Some(7));
+        // Buckets stay small: no entry swallowed a large part of the history.
+        let times: Vec<i64> = h.recommendations.iter().map(|r| r.time).collect();
+        let widest = times.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
+        assert!(widest <= 5 * 15_000, "widest bucket {widest} ms");
+    }
+
+    #[test]
+    fn merged_scale_events_keep_their_sum() {
+        let mut h = History::default();
+        for i in 0..100 {
+            h.scale_events.push(ScaleEvent { time: i * 1_000, change: 1 });
+        }
+        prune(&mut h, 100_000, 1_800_000);
+        assert_eq!(h.scale_events.len(), MAX_SCALE_EVENTS);
+        assert_eq!(h.scale_events.iter().map(|e| e.change).sum::<i64>(), 100);
+    }
+}

@@ -1,0 +1,282 @@
+//! Node-pool sizing: how many nodes the workload needs, and when the pool may move.
+//! Nodes go up before (or with) the workload; they come down only after the
+//! workload has shrunk and `scaleDownDelay` has passed.
+
+use crate::api::conditions::reasons;
+use crate::api::policy::NodePool;
+
+/// Resource requests of one workload pod (from the target's pod template).
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub struct PodRequests {
+    /// CPU cores.
+    pub cpu: Option<f64>,
+    /// Memory bytes.
+    pub memory: Option<f64>,
+}
+
+/// Which write comes first when both change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Order {
+    /// Growing: raise the node pool, then the workload.
+    NodesFirst,
+    /// Shrinking: the workload has already shrunk; the pool follows.
+    WorkloadFirst,
+    /// The pool does not change.
+    Unchanged,
+}
+
+/// What the engine decided for the node pool.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeDecision {
+    pub current: Option<u32>,
+    pub desired: u32,
+    /// Nodes the workload needs (with headroom, within bounds), whether or not the
+    /// pool may move there yet.
+    pub needed: u32,
+    pub order: Order,
+    pub reason: &'static str,
+    pub message: String,
+}
+
+/// Why pods per node cannot be worked out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PodsPerNodeError {
+    /// `nodeAllocatable` is set but the pod requests are unknown.
+    RequestsUnknown,
+    /// One pod needs more than a node has.
+    DoesNotFit,
+}
+
+/// Pods of the workload that fit on one node.
+pub fn pods_per_node(pool: &NodePool, requests: Option<PodRequests>) -> Result<u32, PodsPerNodeError> {
+    if let Some(n) = pool.pods_per_node {
+        return if n == 0 {
+            Err(PodsPerNodeError::DoesNotFit)
+        } else {
+            Ok(n)
+        };
+    }
+    let alloc = pool.node_allocatable.as_ref();
+    let requests = requests.ok_or(PodsPerNodeError::RequestsUnknown)?;
+    let mut fit: Option<f64> = None;
+    for (have, need) in [
+        (alloc.and_then(|a| a.cpu.as_ref()).map(|q| q.value()), requests.cpu),
+        (alloc.and_then(|a| a.memory.as_ref()).map(|q| q.value()), requests.memory),
+    ] {
+        if let (Some(have), Some(need)) = (have, need) {
+            if need > 0.0 {
+                let n = (have / need).floor();
+                fit = Some(fit.map_or(n, |f: f64| f.min(n)));
+            }
+        }
+    }
+    match fit {
+        None => Err(PodsPerNodeError::RequestsUnknown),
+        Some(n) if n < 1.0 => Err(PodsPerNodeError::DoesNotFit),
+        Some(n) => Ok(n.min(f64::from(u32::MAX)) as u32),
+    }
+}
+
+/// Nodes needed for `replicas`: ceil(replicas / podsPerNode) + headroom, in bounds.
+pub fn nodes_needed(pool: &NodePool, replicas: u32, per_node: u32) -> u32 {
+    let per_node = per_node.max(1);
+    let nodes = replicas.div_ceil(per_node).saturating_add(pool.headroom_nodes);
+    nodes.clamp(pool.min_nodes, pool.max_nodes.max(pool.min_nodes))
+}
+
+/// Decide the pool's size. `current_replicas` is what runs now, `desired_replicas`
+/// what the workload is about to become; `shrink_since` is when a smaller pool first
+/// became possible (kept in history). Returns the decision and the new `shrink_since`.
+pub fn decide_nodes(
+    pool: &NodePool,
+    current_nodes: Option<u32>,
+    current_replicas: u32,
+    desired_replicas: u32,
+    requests: Option<PodRequests>,
+    shrink_since: Option<i64>,
+    now: i64,
+) -> (NodeDecision, Option<i64>) {
+    let per_node = match pods_per_node(pool, requests) {
+        Ok(n) => n,
+        Err(err) => {
+            // Without a size we cannot shrink safely: hold (or grow to the cap if a
+            // pod cannot fit on any node, which a person must look at).
+            let desired = current_nodes.unwrap_or(pool.max_nodes).clamp(pool.min_nodes, pool.max_nodes);
+            let message = match err {
+                PodsPerNodeError::RequestsUnknown => {
+                    "nodeAllocatable is set but the workload's pod requests are unknown; holding the node pool".to_string()
+                }
+                PodsPerNodeError::DoesNotFit => {
+                    "one workload pod requests more than a node's allocatable resources; holding the node pool".to_string()
+                }
+            };
+            let decision = NodeDecision {
+                current: current_nodes,
+                desired,
+                needed: desired,
+                order: order(current_nodes, desired),
+                reason: reasons::POD_DOES_NOT_FIT,
+                message,
+            };
+            return (decision, None);
+        }
+    };
+    // Never fewer nodes than what runs now needs, nor than what is about to run.
+    let needed = nodes_needed(pool, current_replicas.max(desired_replicas), per_node);
+    let Some(current) = current_nodes else {
+        let decision = NodeDecision {
+            current: None,
+            desired: needed,
+            needed,
+            order: Order::NodesFirst,
+            reason: reasons::DESIRED_WITHIN_RANGE,
+            message: format!("node pool size unknown; setting it to {needed}"),
+        };
+        return (decision, None);
+    };
+    if needed >= current {
+        let decision = NodeDecision {
+            current: Some(current),
+            desired: needed,
+            needed,
+            order: order(Some(current), needed),
+            reason: reasons::DESIRED_WITHIN_RANGE,
+            message: format!(
+                "{needed} nodes for {} replicas at {per_node} per node (+{} headroom)",
+                current_replicas.max(desired_replicas),
+                pool.headroom_nodes
+            ),
+        };
+        return (decision, None);
+    }
+    // The workload runs on fewer nodes than the pool has: wait out the delay.
+    let since = shrink_since.unwrap_or(now);
+    let delay = pool.scale_down_delay.as_millis() as i64;
+    if now - since >= delay {
+        let decision = NodeDecision {
+            current: Some(current),
+            desired: needed,
+            needed,
+            order: Order::WorkloadFirst,
+            reason: reasons::DESIRED_WITHIN_RANGE,
+            message: format!(
+                "workload needs {needed} of {current} nodes for {}; shrinking the pool",
+                pool.scale_down_delay
+            ),
+        };
+        (decision, None)
+    } else {
+        let left = (delay - (now - since)).max(0) / 1000;
+        let decision = NodeDecision {
+            current: Some(current),
+            desired: current,
+            needed,
+            order: Order::Unchanged,
+            reason: reasons::NODE_POOL_SCALE_DOWN_DELAYED,
+            message: format!(
+                "workload needs {needed} of {current} nodes; shrinking after scaleDownDelay {} ({left}s left)",
+                pool.scale_down_delay
+            ),
+        };
+        (decision, Some(since))
+    }
+}
+
+fn order(current: Option<u32>, desired: u32) -> Order {
+    match current {
+        None => Order::NodesFirst,
+        Some(c) if desired > c => Order::NodesFirst,
+        Some(c) if desired < c => Order::WorkloadFirst,
+        Some(_) => Order::Unchanged,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::policy::{NodeAllocatable, TargetRef};
+    use crate::api::Duration;
+
+    fn pool() -> NodePool {
+        NodePool {
+            target_ref: TargetRef {
+                api_version: "cluster.x-k8s.io/v1beta1".into(),
+                kind: "MachineDeployment".into(),
+                name: "pool".into(),
+            },
+            replicas_path: None,
+            pods_per_node: Some(4),
+            node_allocatable: None,
+            min_nodes: 1,
+            max_nodes: 10,
+            headroom_nodes: 1,
+            scale_down_delay: Duration::from_secs(600),
+        }
+    }
+
+    #[test]
+    fn nodes_are_ceil_of_replicas_per_node_plus_headroom_within_bounds() {
+        let p = pool();
+        assert_eq!(nodes_needed(&p, 0, 4), 1);
+        assert_eq!(nodes_needed(&p, 1, 4), 2);
+        assert_eq!(nodes_needed(&p, 8, 4), 3);
+        assert_eq!(nodes_needed(&p, 9, 4), 4);
+        assert_eq!(nodes_needed(&p, 1000, 4), 10);
+    }
+
+    #[test]
+    fn pods_per_node_follows_the_scarcer_resource() {
+        let mut p = pool();
+        p.pods_per_node = None;
+        p.node_allocatable = Some(NodeAllocatable {
+            cpu: Some("4".parse().unwrap()),
+            memory: Some("16Gi".parse().unwrap()),
+        });
+        let req = PodRequests {
+            cpu: Some(0.5),
+            memory: Some(4.0 * 1024.0 * 1024.0 * 1024.0),
+        };
+        assert_eq!(pods_per_node(&p, Some(req)), Ok(4));
+        assert_eq!(pods_per_node(&p, None), Err(PodsPerNodeError::RequestsUnknown));
+        let huge = PodRequests { cpu: Some(8.0), memory: None };
+        assert_eq!(pods_per_node(&p, Some(huge)), Err(PodsPerNodeError::DoesNotFit));
+    }
+
+    #[test]
+    fn growth_raises_the_pool_first() {
+        let (d, since) = decide_nodes(&pool(), Some(2), 4, 12, None, None, 0);
+        assert_eq!(d.desired, 4);
+        assert_eq!(d.order, Order::NodesFirst);
+        assert_eq!(since, None);
+    }
+
+    #[test]
+    fn the_pool_waits_while_the_workload_still_runs_on_it() {
+        // Desired shrinks to 4 but 12 still run: the pool holds at what 12 need.
+        let (d, _) = decide_nodes(&pool(), Some(4), 12, 4, None, None, 0);
+        assert_eq!(d.desired, 4);
+        assert_eq!(d.order, Order::Unchanged);
+    }
+
+    #[test]
+    fn shrink_waits_for_the_delay_then_follows_the_workload() {
+        let p = pool();
+        let (d, since) = decide_nodes(&p, Some(4), 4, 4, None, None, 0);
+        assert_eq!((d.desired, d.reason), (4, reasons::NODE_POOL_SCALE_DOWN_DELAYED));
+        assert_eq!(since, Some(0));
+        let (d, since) = decide_nodes(&p, Some(4), 4, 4, None, since, 599_000);
+        assert_eq!(d.desired, 4);
+        let (d, since) = decide_nodes(&p, Some(4), 4, 4, None, since, 600_000);
+        assert_eq!((d.desired, d.order), (2, Order::WorkloadFirst));
+        assert_eq!(since, None);
+    }
+
+    #[test]
+    fn growth_during_the_delay_cancels_the_pending_shrink() {
+        let p = pool();
+        let (_, since) = decide_nodes(&p, Some(4), 4, 4, None, None, 0);
+        let (d, since) = decide_nodes(&p, Some(4), 4, 12, None, since, 300_000);
+        assert_eq!(d.desired, 4);
+        assert_eq!(since, None);
+    }
+}

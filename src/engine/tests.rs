@@ -1,0 +1,478 @@
+//! Table-driven tests of whole decisions, and property tests of the invariants.
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::api::policy::*;
+use crate::api::Duration;
+
+fn spec(min: u32, max: u32) -> CustomScalingPolicySpec {
+    serde_yaml::from_str(&format!(
+        r#"
+targetRef: {{apiVersion: apps/v1, kind: Deployment, name: web}}
+minReplicas: {min}
+maxReplicas: {max}
+metrics:
+  - name: evictions
+    query: rate(redis_evicted_keys_total[1m])
+    target: {{type: Value, value: "100"}}
+"#
+    ))
+    .expect("test spec parses")
+}
+
+fn no_down_window(mut s: CustomScalingPolicySpec) -> CustomScalingPolicySpec {
+    s.behavior = Some(Behavior {
+        scale_down: Some(ScalingRules {
+            stabilization_window_seconds: Some(0),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    s
+}
+
+fn tick(spec: &CustomScalingPolicySpec, now: i64, current: u32, value: Option<f64>, history: &History) -> Decision {
+    let samples = [value.map(|v| Sample { value: v, time: now })];
+    decide(&Input {
+        spec,
+        now,
+        current_replicas: current,
+        samples: &samples,
+        history,
+        current_nodes: None,
+        pod_requests: None,
+    })
+}
+
+#[test]
+fn scale_up_is_limited_by_the_default_rate_policies() {
+    let s = spec(1, 100);
+    let d = tick(&s, 0, 2, Some(1000.0), &History::default());
+    assert_eq!(d.recommended, Some(20));
+    // From 2: +100% = 4, +4 pods = 6 -> Max -> 6.
+    assert_eq!(d.desired_replicas, 6);
+    assert_eq!(d.reason, reasons::SCALE_UP_LIMIT);
+}
+
+#[test]
+fn scale_up_above_max_says_too_many_replicas() {
+    let s = spec(1, 5);
+    let d = tick(&s, 0, 4, Some(1000.0), &History::default());
+    assert_eq!(d.desired_replicas, 5);
+    assert_eq!(d.reason, reasons::TOO_MANY_REPLICAS);
+}
+
+#[test]
+fn scale_down_waits_for_the_stabilization_window() {
+    let s = spec(1, 20);
+    let mut h = History::default();
+    // Load that needs exactly the 10 replicas at t=0.
+    let d = tick(&s, 0, 10, Some(100.0), &h);
+    assert_eq!(d.desired_replicas, 10);
+    h = d.history;
+    // Load drops: for the whole 300 s window the 10 is held.
+    let mut now = 15_000;
+    while now < 300_000 {
+        let d = tick(&s, now, 10, Some(10.0), &h);
+        assert_eq!(d.desired_replicas, 10, "at {now} ms");
+        assert_eq!(d.reason, reasons::SCALE_DOWN_STABILIZED);
+        h = d.history;
+        now += 15_000;
+    }
+    // After the window the highest recent recommendation is the low one.
+    let d = tick(&s, 315_000, 10, Some(10.0), &h);
+    assert_eq!(d.desired_replicas, 1);
+}
+
+#[test]
+fn a_fresh_start_does_not_scale_down_at_once() {
+    let s = spec(1, 20);
+    let d = tick(&s, 0, 8, Some(10.0), &History::default());
+    assert_eq!(d.desired_replicas, 8);
+    assert_eq!(d.reason, reasons::SCALE_DOWN_STABILIZED);
+}
+
+#[test]
+fn scale_down_rate_policy_limits_each_period() {
+    let mut s = spec(1, 20);
+    s.behavior = Some(Behavior {
+        scale_down: Some(ScalingRules {
+            stabilization_window_seconds: Some(0),
+            select_policy: None,
+            policies: Some(vec![ScalingPolicyRule {
+                type_: PolicyType::Pods,
+                value: 2,
+                period_seconds: 60,
+            }]),
+        }),
+        ..Default::default()
+    });
+    let d = tick(&s, 0, 10, Some(10.0), &History::default());
+    assert_eq!((d.desired_replicas, d.reason), (8, reasons::SCALE_DOWN_LIMIT));
+    // 15 s later, same period: the 2 pods are spent.
+    let d = tick(&s, 15_000, 8, Some(10.0), &d.history);
+    assert_eq!(d.desired_replicas, 8);
+    // After the period, 2 more.
+    let d = tick(&s, 61_000, 8, Some(10.0), &d.history);
+    assert_eq!(d.desired_replicas, 6);
+}
+
+#[test]
+fn missing_data_is_never_read_as_zero() {
+    let s = no_down_window(spec(1, 20));
+    let d = tick(&s, 0, 7, None, &History::default());
+    assert_eq!(d.desired_replicas, 7);
+    assert_eq!(d.data, Data::Missing);
+    assert_eq!(d.reason, reasons::METRICS_UNAVAILABLE);
+    assert_eq!(d.history.consecutive_failures, 1);
+}
+
+#[test]
+fn non_finite_and_stale_samples_count_as_missing() {
+    let s = no_down_window(spec(1, 20));
+    let d = tick(&s, 0, 7, Some(f64::NAN), &History::default());
+    assert_eq!((d.desired_replicas, d.data), (7, Data::Missing));
+    let samples = [Some(Sample { value: 0.0, time: 0 })];
+    let d = decide(&Input {
+        spec: &s,
+        now: 60_000,
+        current_replicas: 7,
+        samples: &samples,
+        history: &History::default(),
+        current_nodes: None,
+        pod_requests: None,
+    });
+    assert_eq!(d.metrics[0].missing, Some("stale sample"));
+    assert_eq!(d.desired_replicas, 7);
+}
+
+#[test]
+fn fallback_applies_after_the_failure_threshold() {
+    let mut s = no_down_window(spec(1, 20));
+    s.fallback = Some(Fallback {
+        failure_threshold: 3,
+        replicas: Some(4),
+    });
+    let mut h = History::default();
+    let mut results = vec![];
+    for i in 0..4 {
+        let d = tick(&s, i * 15_000, 10, None, &h);
+        results.push((d.desired_replicas, d.data));
+        h = d.history;
+    }
+    assert_eq!(results[0], (10, Data::Missing));
+    assert_eq!(results[1], (10, Data::Missing));
+    assert_eq!(results[2], (4, Data::Fallback));
+    // Data back: failures reset.
+    let d = tick(&s, 60_000, 4, Some(400.0), &h);
+    assert_eq!(d.history.consecutive_failures, 0);
+    assert_eq!(d.data, Data::Complete);
+}
+
+#[test]
+fn partial_data_only_scales_up() {
+    let mut s = no_down_window(spec(1, 50));
+    let mut second = s.metrics[0].clone();
+    second.name = "lag".into();
+    s.metrics.push(second);
+    let history = History::default();
+    let run = |a: Option<f64>, b: Option<f64>| {
+        let samples = [
+            a.map(|value| Sample { value, time: 0 }),
+            b.map(|value| Sample { value, time: 0 }),
+        ];
+        decide(&Input {
+            spec: &s,
+            now: 0,
+            current_replicas: 10,
+            samples: &samples,
+            history: &history,
+            current_nodes: None,
+            pod_requests: None,
+        })
+    };
+    // The present metric wants fewer: held.
+    let d = run(Some(100.0), None);
+    assert_eq!((d.desired_replicas, d.data), (10, Data::Partial { missing: 1 }));
+    // The present metric wants more: scale up.
+    let d = run(None, Some(150.0));
+    assert_eq!(d.desired_replicas, 15);
+}
+
+#[test]
+fn several_metrics_take_the_largest_recommendation() {
+    let mut s = spec(1, 50);
+    let mut second = s.metrics[0].clone();
+    second.name = "lag".into();
+    s.metrics.push(second);
+    let samples = [Some(Sample { value: 300.0, time: 0 }), Some(Sample { value: 500.0, time: 0 })];
+    let d = decide(&Input {
+        spec: &s,
+        now: 0,
+        current_replicas: 2,
+        samples: &samples,
+        history: &History::default(),
+        current_nodes: None,
+        pod_requests: None,
+    });
+    assert_eq!(d.recommended, Some(10));
+    assert_eq!(d.metrics[0].recommended, Some(6));
+}
+
+#[test]
+fn below_the_activation_threshold_a_zero_minimum_scales_to_zero() {
+    let mut s = no_down_window(spec(0, 10));
+    s.metrics[0].activation_threshold = Some("5".parse().unwrap());
+    let d = tick(&s, 0, 3, Some(4.0), &History::default());
+    assert_eq!(d.desired_replicas, 0);
+    // Above it, the target wakes up.
+    let d = tick(&s, 15_000, 0, Some(150.0), &d.history);
+    assert_eq!(d.desired_replicas, 2);
+}
+
+#[test]
+fn with_a_nonzero_minimum_activation_does_not_apply() {
+    let mut s = no_down_window(spec(1, 10));
+    s.metrics[0].activation_threshold = Some("5".parse().unwrap());
+    let d = tick(&s, 0, 3, Some(4.0), &History::default());
+    assert_eq!(d.desired_replicas, 1);
+}
+
+#[test]
+fn replicas_outside_the_bounds_are_brought_back() {
+    let s = spec(2, 5);
+    let d = tick(&s, 0, 9, None, &History::default());
+    assert_eq!((d.desired_replicas, d.reason), (5, reasons::TOO_MANY_REPLICAS));
+    let d = tick(&s, 0, 1, Some(100.0), &History::default());
+    assert_eq!((d.desired_replicas, d.reason), (2, reasons::TOO_FEW_REPLICAS));
+}
+
+#[test]
+fn paused_holds_everything() {
+    let mut s = spec(1, 10);
+    s.paused = true;
+    let d = tick(&s, 0, 3, Some(10_000.0), &History::default());
+    assert_eq!((d.desired_replicas, d.reason), (3, reasons::PAUSED));
+    assert!(d.history.scale_events.is_empty());
+}
+
+#[test]
+fn smoothing_damps_a_spike() {
+    let mut s = no_down_window(spec(1, 50));
+    s.smoothing = Some(Smoothing {
+        half_life: Duration::from_secs(30),
+    });
+    let d = tick(&s, 0, 2, Some(100.0), &History::default());
+    let d = tick(&s, 30_000, 2, Some(500.0), &d.history);
+    // Halfway from 100 to 500 after one half-life.
+    assert_eq!(d.metrics[0].smoothed, Some(300.0));
+    assert_eq!(d.metrics[0].raw, Some(500.0));
+    assert_eq!(d.desired_replicas, 6);
+}
+
+#[test]
+fn node_pool_grows_with_the_workload_and_first() {
+    let mut s = spec(1, 40);
+    s.node_pool = Some(NodePool {
+        target_ref: TargetRef {
+            api_version: "cluster.x-k8s.io/v1beta1".into(),
+            kind: "MachineDeployment".into(),
+            name: "pool".into(),
+        },
+        replicas_path: None,
+        pods_per_node: Some(4),
+        node_allocatable: None,
+        min_nodes: 1,
+        max_nodes: 10,
+        headroom_nodes: 0,
+        scale_down_delay: Duration::from_secs(600),
+    });
+    let samples = [Some(Sample { value: 800.0, time: 0 })];
+    let d = decide(&Input {
+        spec: &s,
+        now: 0,
+        current_replicas: 4,
+        samples: &samples,
+        history: &History::default(),
+        current_nodes: Some(1),
+        pod_requests: None,
+    });
+    assert_eq!(d.desired_replicas, 8);
+    let nodes = d.nodes.expect("node decision");
+    assert_eq!((nodes.desired, nodes.order), (2, Order::NodesFirst));
+}
+
+// ---------------------------------------------------------------- properties
+
+fn arb_spec() -> impl Strategy<Value = CustomScalingPolicySpec> {
+    (
+        0u32..5,
+        1u32..60,
+        0u32..120,
+        prop::option::of((1u32..10, 1u32..120)),
+        prop::option::of(1u32..5),
+        prop::option::of(0u32..30),
+        any::<bool>(),
+    )
+        .prop_map(|(min, span, window, down_pods, threshold, fallback, smooth)| {
+            let mut s = spec(min, min + span);
+            s.behavior = Some(Behavior {
+                scale_down: Some(ScalingRules {
+                    stabilization_window_seconds: Some(window),
+                    select_policy: None,
+                    policies: down_pods.map(|(value, period)| {
+                        vec![ScalingPolicyRule {
+                            type_: PolicyType::Pods,
+                            value,
+                            period_seconds: period,
+                        }]
+                    }),
+                }),
+                ..Default::default()
+            });
+            s.fallback = threshold.map(|t| Fallback {
+                failure_threshold: t,
+                replicas: fallback,
+            });
+            if smooth {
+                s.smoothing = Some(Smoothing {
+                    half_life: Duration::from_secs(20),
+                });
+            }
+            s
+        })
+}
+
+/// A run: (gap to the previous tick in ms, sample value or missing).
+fn arb_run() -> impl Strategy<Value = Vec<(i64, Option<f64>)>> {
+    prop::collection::vec(
+        (1_000i64..40_000, prop::option::weighted(0.8, 0.0f64..20_000.0)),
+        1..60,
+    )
+}
+
+struct Step {
+    now: i64,
+    current: u32,
+    desired: u32,
+    missing: bool,
+}
+
+fn run(spec: &CustomScalingPolicySpec, start: u32, ticks: &[(i64, Option<f64>)]) -> Vec<Step> {
+    let mut history = History::default();
+    let mut current = start;
+    let mut now = 1_000_000;
+    let mut steps = vec![];
+    for (gap, value) in ticks {
+        now += gap;
+        let d = tick(spec, now, current, *value, &history);
+        steps.push(Step {
+            now,
+            current,
+            desired: d.desired_replicas,
+            missing: value.is_none(),
+        });
+        history = d.history;
+        current = d.desired_replicas;
+    }
+    steps
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn decisions_stay_within_bounds(spec in arb_spec(), start in 0u32..200, ticks in arb_run()) {
+        for step in run(&spec, start, &ticks) {
+            prop_assert!(step.desired >= spec.min_replicas && step.desired <= spec.max_replicas,
+                "{} outside [{}, {}]", step.desired, spec.min_replicas, spec.max_replicas);
+        }
+    }
+
+    #[test]
+    fn missing_data_never_scales_down_without_a_fallback(spec in arb_spec(), start in 0u32..200, ticks in arb_run()) {
+        let fallback = spec.fallback.as_ref().and_then(|f| f.replicas).is_some();
+        for step in run(&spec, start, &ticks) {
+            if step.missing && !fallback && step.current <= spec.max_replicas {
+                prop_assert!(step.desired >= step.current,
+                    "scaled down from {} to {} on missing data", step.current, step.desired);
+            }
+        }
+    }
+
+    #[test]
+    fn scale_down_never_outpaces_the_pods_policy(spec in arb_spec(), start in 0u32..200, ticks in arb_run()) {
+        let rules = behavior::Resolved::from_spec(spec.behavior.as_ref());
+        let Some(&(PolicyType::Pods, value, period)) = rules.down.policies.first() else {
+            return Ok(());
+        };
+        let steps = run(&spec, start, &ticks);
+        for (i, step) in steps.iter().enumerate() {
+            if step.desired >= step.current
+                || step.current > spec.max_replicas
+                || step.current < spec.min_replicas
+            {
+                continue; // only scale-downs are limited; bounds are restored regardless
+            }
+            let cutoff = step.now - i64::from(period) * 1000;
+            let mut net_removed: i64 = 0;
+            for s in steps[..=i].iter().filter(|s| s.now > cutoff) {
+                if s.current > spec.max_replicas || s.current < spec.min_replicas {
+                    continue;
+                }
+                net_removed += i64::from(s.current) - i64::from(s.desired);
+            }
+            prop_assert!(net_removed <= i64::from(value),
+                "removed {net_removed} within {period}s, policy allows {value}");
+        }
+    }
+
+    #[test]
+    fn scale_down_respects_the_window(spec in arb_spec(), start in 0u32..200, ticks in arb_run()) {
+        let rules = behavior::Resolved::from_spec(spec.behavior.as_ref());
+        let window = i64::from(rules.down.window_seconds) * 1000;
+        let mut history = History::default();
+        let mut current = start;
+        let mut now = 1_000_000;
+        let mut recs: Vec<(i64, u32)> = vec![];
+        for (gap, value) in &ticks {
+            now += gap;
+            let d = tick(&spec, now, current, *value, &history);
+            if d.desired_replicas < current && current <= spec.max_replicas && current >= spec.min_replicas {
+                let highest = recs.iter().filter(|(t, _)| *t > now - window).map(|r| r.1).max();
+                if let Some(h) = highest {
+                    prop_assert!(d.desired_replicas >= h.min(current),
+                        "scaled to {} below {h}, recommended within the window", d.desired_replicas);
+                }
+            }
+            if let Some(r) = d.recommended {
+                recs.push((now, r.clamp(spec.min_replicas, spec.max_replicas)));
+            }
+            history = d.history;
+            current = d.desired_replicas;
+        }
+    }
+
+    #[test]
+    fn decisions_are_deterministic(spec in arb_spec(), start in 0u32..200, ticks in arb_run()) {
+        let a: Vec<u32> = run(&spec, start, &ticks).iter().map(|s| s.desired).collect();
+        let b: Vec<u32> = run(&spec, start, &ticks).iter().map(|s| s.desired).collect();
+        prop_assert_eq!(a, b);
+    }
+
+    #[test]
+    fn history_stays_bounded(spec in arb_spec(), ticks in prop::collection::vec((1_000i64..5_000, prop::option::of(0.0f64..20_000.0)), 100..400)) {
+        let mut history = History::default();
+        let mut current = 1;
+        let mut now = 0;
+        for (gap, value) in &ticks {
+            now += gap;
+            let d = tick(&spec, now, current, *value, &history);
+            history = d.history;
+            current = d.desired_replicas;
+            prop_assert!(history.recommendations.len() <= crate::api::history::MAX_RECOMMENDATIONS);
+            prop_assert!(history.scale_events.len() <= crate::api::history::MAX_SCALE_EVENTS);
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! Ballast: scale Kubernetes workloads and the node pools under them from custom
+//! Prometheus metrics, with smoothed, jittered, bounded decisions.
+//!
+//! Modules follow the direction dependencies point: [`api`] (types and validation,
+//! no I/O) ← [`engine`] (pure decisions) ← [`metrics`] (Prometheus I/O) ← [`cli`].
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod cli;
+pub mod engine;
+pub mod metrics;
