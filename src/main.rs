@@ -1,1 +1,10 @@
-fn main() {}
+//! `ballast`: parses the command line and hands off to the library.
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    ballast::cli::run(ballast::cli::Cli::parse())
+}

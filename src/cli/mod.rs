@@ -1,1 +1,128 @@
+//! The `ballast` command line: `crd`, `lint` and `simulate`. `main.rs` parses the
+//! arguments into [`Cli`] and hands them to [`run`].
 
+pub mod crd;
+pub mod lint;
+pub mod plot;
+pub mod series;
+pub mod simulate;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Scale Kubernetes workloads and their node pools from Prometheus metrics.
+#[derive(Debug, Parser)]
+#[command(name = "ballast", version, about, long_about = None)]
+pub struct Cli {
+    /// Log filter (`RUST_LOG` syntax, e.g. `info` or `ballast=debug`). Logs go to stderr.
+    #[arg(long, global = true, env = "BALLAST_LOG", default_value = "warn")]
+    pub log: String,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the CustomResourceDefinitions as YAML (what `crds/` holds).
+    Crd(CrdArgs),
+    /// Check policy files offline: the CRD's rules, PromQL syntax, foot-guns.
+    Lint(LintArgs),
+    /// Replay a metric series through a policy and show the replicas it would set.
+    Simulate(SimulateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CrdArgs {
+    /// Write one file per CRD into this directory instead of printing.
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
+    /// Compare the files in DIR with the generated CRDs; exit 1 when they differ.
+    #[arg(long, value_name = "DIR", conflicts_with = "out_dir")]
+    pub check: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct LintArgs {
+    /// Files or directories (searched for *.yaml and *.yml).
+    #[arg(required = true, value_name = "FILE|DIR")]
+    pub paths: Vec<PathBuf>,
+    /// Fail on warnings too.
+    #[arg(long)]
+    pub strict: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum OutputFormat {
+    Table,
+    Csv,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// The CustomScalingPolicy to replay (YAML).
+    #[arg(long, value_name = "FILE")]
+    pub policy: PathBuf,
+    /// CSV with header `time,<metric>[,<metric>...]`; time in seconds from the start
+    /// or RFC 3339; an empty cell is a failed read.
+    #[arg(long, value_name = "FILE", required_unless_present = "prometheus", conflicts_with = "prometheus")]
+    pub series: Option<PathBuf>,
+    /// Replay from a Prometheus range query instead of a CSV file.
+    #[arg(long, value_name = "URL", requires_all = ["from", "to"])]
+    pub prometheus: Option<String>,
+    /// Start of the range: RFC 3339, Unix seconds, `now` or `now-<duration>` (e.g. `now-1h`).
+    #[arg(long, value_name = "TIME")]
+    pub from: Option<String>,
+    /// End of the range, same syntax as --from.
+    #[arg(long, value_name = "TIME")]
+    pub to: Option<String>,
+    /// Step of the range (default: the policy's pollInterval).
+    #[arg(long, value_name = "DURATION")]
+    pub step: Option<String>,
+    /// Replicas at the start.
+    #[arg(long, value_name = "N")]
+    pub initial_replicas: u32,
+    /// Nodes in the node pool at the start (default: what the initial replicas need).
+    #[arg(long, value_name = "N")]
+    pub initial_nodes: Option<u32>,
+    /// The workload's pod requests, for a node pool sized by nodeAllocatable,
+    /// e.g. `cpu=500m,memory=1Gi`.
+    #[arg(long, value_name = "REQUESTS")]
+    pub pod_requests: Option<String>,
+    /// How to print the result.
+    #[arg(long, value_enum, default_value = "table")]
+    pub output: OutputFormat,
+    /// Also draw the run as an SVG: metrics against target, replicas (and nodes) over time.
+    #[arg(long, value_name = "FILE")]
+    pub plot: Option<PathBuf>,
+}
+
+/// Run a parsed command line. Errors are printed here, with their causes.
+pub fn run(cli: Cli) -> ExitCode {
+    init_logging(&cli.log);
+    let result = match cli.command {
+        Command::Crd(args) => crd::run(&args),
+        Command::Lint(args) => lint::run(&args),
+        Command::Simulate(args) => simulate::run(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    // stderr, so that `ballast crd` and `simulate --output csv` print clean stdout.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

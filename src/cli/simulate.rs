@@ -1,0 +1,376 @@
+//! `ballast simulate`: replay a metric series (CSV or a Prometheus range) through a
+//! policy with the real engine, and print or plot the replicas it would have set.
+//! Each row is one poll; the replicas decided at a row are in effect at the next.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, anyhow, bail};
+
+use super::lint::{lint_document, read_documents};
+use super::series::{Row, Series, parse_cli_time, parse_csv};
+use super::{OutputFormat, SimulateArgs};
+use crate::api::history::History;
+use crate::api::validation::{self, Severity};
+use crate::api::{CustomScalingPolicy, CustomScalingPolicySpec, Duration, Quantity};
+use crate::engine::{self, Input, PodRequests, Sample};
+
+/// One simulated poll.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SimRow {
+    pub label: String,
+    pub time: i64,
+    /// Per metric: (raw, smoothed).
+    pub metrics: Vec<(Option<f64>, Option<f64>)>,
+    /// Replicas in effect when this row was read.
+    pub replicas_before: u32,
+    pub recommended: Option<u32>,
+    /// Replicas decided at this row.
+    pub replicas: u32,
+    pub nodes: Option<u32>,
+    pub reason: &'static str,
+}
+
+/// Load the first `CustomScalingPolicy` of a file, refusing one that does not validate.
+pub fn load_policy(path: &Path) -> anyhow::Result<CustomScalingPolicy> {
+    let documents = read_documents(path)?;
+    for doc in documents {
+        let Some(findings) = lint_document(&doc.value) else {
+            continue;
+        };
+        let errors: Vec<String> = findings
+            .iter()
+            .filter(|f| f.problem.severity == Severity::Error)
+            .map(|f| format!("  {}", f.problem))
+            .collect();
+        if !errors.is_empty() {
+            bail!(
+                "{} (document {}): the policy does not validate:\n{}",
+                path.display(),
+                doc.index,
+                errors.join("\n")
+            );
+        }
+        if doc.value.get("kind").and_then(|k| k.as_str()) != Some("CustomScalingPolicy") {
+            continue;
+        }
+        let (policy, _) = validation::decode::<CustomScalingPolicy>(&doc.value)
+            .map_err(|p| anyhow!("{}: {p}", path.display()))?;
+        return Ok(policy);
+    }
+    bail!("{}: no CustomScalingPolicy found", path.display())
+}
+
+/// Parse `cpu=500m,memory=1Gi`.
+pub fn parse_pod_requests(text: &str) -> anyhow::Result<PodRequests> {
+    let mut requests = PodRequests::default();
+    for part in text.split(',').filter(|p| !p.trim().is_empty()) {
+        let (key, value) = part
+            .split_once('=')
+            .ok_or_else(|| anyhow!("--pod-requests: {part:?} is not key=value (e.g. cpu=500m,memory=1Gi)"))?;
+        let q: Quantity = value
+            .trim()
+            .parse()
+            .with_context(|| format!("--pod-requests: {}", key.trim()))?;
+        match key.trim() {
+            "cpu" => requests.cpu = Some(q.value()),
+            "memory" => requests.memory = Some(q.value()),
+            other => bail!("--pod-requests: unknown resource {other:?} (use cpu and memory)"),
+        }
+    }
+    Ok(requests)
+}
+
+/// Map the series' columns onto the policy's metrics, refusing unknown or absent ones.
+fn column_order(file: &str, spec: &CustomScalingPolicySpec, series: &Series) -> anyhow::Result<Vec<usize>> {
+    for column in &series.metrics {
+        if !spec.metrics.iter().any(|m| &m.name == column) {
+            let names: Vec<&str> = spec.metrics.iter().map(|m| m.name.as_str()).collect();
+            bail!(
+                "{file}: column {column:?} is not a metric of the policy (its metrics: {})",
+                names.join(", ")
+            );
+        }
+    }
+    spec.metrics
+        .iter()
+        .map(|m| {
+            series
+                .metrics
+                .iter()
+                .position(|c| c == &m.name)
+                .ok_or_else(|| anyhow!("{file}: no column for the policy's metric {:?}", m.name))
+        })
+        .collect()
+}
+
+/// Run the engine over the rows. `progress(done, total)` is called now and then.
+pub fn simulate(
+    spec: &CustomScalingPolicySpec,
+    series: &Series,
+    columns: &[usize],
+    initial_replicas: u32,
+    initial_nodes: Option<u32>,
+    pod_requests: Option<PodRequests>,
+    mut progress: impl FnMut(usize, usize),
+) -> Vec<SimRow> {
+    let mut history = History::default();
+    let mut replicas = initial_replicas;
+    let mut nodes = initial_nodes;
+    let mut out = Vec::with_capacity(series.rows.len());
+    let total = series.rows.len();
+    let every = (total / 10).max(1);
+    let mut samples: Vec<Option<Sample>> = Vec::with_capacity(columns.len());
+    for (i, row) in series.rows.iter().enumerate() {
+        samples.clear();
+        samples.extend(columns.iter().map(|&c| {
+            row.values[c].map(|value| Sample {
+                value,
+                time: row.time,
+            })
+        }));
+        let decision = engine::decide(&Input {
+            spec,
+            now: row.time,
+            current_replicas: replicas,
+            samples: &samples,
+            history: &history,
+            current_nodes: nodes,
+            pod_requests,
+        });
+        let node_desired = decision.nodes.as_ref().map(|n| n.desired);
+        out.push(SimRow {
+            label: row.label.clone(),
+            time: row.time,
+            metrics: decision.metrics.iter().map(|m| (m.raw, m.smoothed)).collect(),
+            replicas_before: replicas,
+            recommended: decision.recommended,
+            replicas: decision.desired_replicas,
+            nodes: node_desired,
+            reason: decision.reason,
+        });
+        replicas = decision.desired_replicas;
+        nodes = node_desired.or(nodes);
+        history = decision.history;
+        if (i + 1) % every == 0 {
+            progress(i + 1, total);
+        }
+    }
+    out
+}
+
+fn fmt_value(v: Option<f64>) -> String {
+    match v {
+        None => String::new(),
+        Some(v) if v == v.trunc() && v.abs() < 1e15 => format!("{v:.0}"),
+        Some(v) => format!("{v:.3}"),
+    }
+}
+
+fn opt<T: ToString>(v: Option<T>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_default()
+}
+
+/// The CSV header and rows, columns as documented.
+pub fn to_csv(spec: &CustomScalingPolicySpec, rows: &[SimRow]) -> String {
+    let with_nodes = spec.node_pool.is_some();
+    let mut out = String::from("time");
+    for m in &spec.metrics {
+        let _ = write!(out, ",{0}_raw,{0}_smoothed", m.name);
+    }
+    out.push_str(",recommended,replicas");
+    if with_nodes {
+        out.push_str(",nodes");
+    }
+    out.push_str(",reason\n");
+    for r in rows {
+        out.push_str(&r.label);
+        for (raw, smoothed) in &r.metrics {
+            let _ = write!(out, ",{},{}", fmt_value(*raw), fmt_value(*smoothed));
+        }
+        let _ = write!(out, ",{},{}", opt(r.recommended), r.replicas);
+        if with_nodes {
+            let _ = write!(out, ",{}", opt(r.nodes));
+        }
+        let _ = writeln!(out, ",{}", r.reason);
+    }
+    out
+}
+
+fn to_table(spec: &CustomScalingPolicySpec, rows: &[SimRow]) -> String {
+    let csv = to_csv(spec, rows);
+    let grid: Vec<Vec<&str>> = csv.lines().map(|l| l.split(',').collect()).collect();
+    let columns = grid.first().map_or(0, |h| h.len());
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| grid.iter().map(|r| r.get(c).map_or(0, |s| s.len())).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in &grid {
+        let line: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(c, cell)| {
+                let cell = if cell.is_empty() { "-" } else { cell };
+                if c + 1 == row.len() {
+                    cell.to_string()
+                } else {
+                    format!("{cell:>w$}", w = widths[c])
+                }
+            })
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn to_json(spec: &CustomScalingPolicySpec, rows: &[SimRow]) -> anyhow::Result<String> {
+    let items: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|r| {
+            let metrics: serde_json::Map<String, serde_json::Value> = spec
+                .metrics
+                .iter()
+                .zip(&r.metrics)
+                .map(|(m, (raw, smoothed))| {
+                    (
+                        m.name.clone(),
+                        serde_json::json!({"raw": raw, "smoothed": smoothed}),
+                    )
+                })
+                .collect();
+            serde_json::json!({
+                "time": r.label,
+                "metrics": metrics,
+                "recommended": r.recommended,
+                "replicas": r.replicas,
+                "nodes": r.nodes,
+                "reason": r.reason,
+            })
+        })
+        .collect();
+    Ok(serde_json::to_string_pretty(&items)? + "\n")
+}
+
+/// Read the series from Prometheus: one range query per metric, aligned on the steps.
+fn series_from_prometheus(
+    address: &str,
+    spec: &CustomScalingPolicySpec,
+    from: &str,
+    to: &str,
+    step: Option<&str>,
+) -> anyhow::Result<Series> {
+    let now = jiff::Timestamp::now().as_second();
+    let start = parse_cli_time(from, now).map_err(|e| anyhow!("--from: {e}"))?;
+    let end = parse_cli_time(to, now).map_err(|e| anyhow!("--to: {e}"))?;
+    if end <= start {
+        bail!("--to ({to}) must be after --from ({from})");
+    }
+    let step = match step {
+        Some(s) => s.parse::<Duration>().map_err(|e| anyhow!("--step: {e}"))?,
+        None => spec.poll_interval,
+    };
+    let step_secs = (step.as_millis() / 1000) as i64;
+    if step_secs < 1 {
+        bail!("--step must be at least 1s");
+    }
+    let source_timeout = std::time::Duration::from_secs(60);
+    let client = crate::metrics::Prometheus::new(address, None, source_timeout)
+        .map_err(|e| anyhow!("--prometheus: {e}"))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let steps = ((end - start) / step_secs + 1) as usize;
+    let mut rows: Vec<Row> = (0..steps)
+        .map(|i| {
+            let t = start + i as i64 * step_secs;
+            let label = jiff::Timestamp::from_second(t)
+                .map(|ts| ts.to_string())
+                .unwrap_or_else(|_| t.to_string());
+            Row {
+                label,
+                time: t * 1000,
+                values: vec![None; spec.metrics.len()],
+            }
+        })
+        .collect();
+    for (i, metric) in spec.metrics.iter().enumerate() {
+        eprintln!("querying {address} for {} ({steps} points): {}", metric.name, metric.query);
+        let points = runtime
+            .block_on(client.query_range(&metric.query, start, end, step_secs, |done, total| {
+                eprintln!("  {}: {done}/{total} points", metric.name);
+            }))
+            .with_context(|| format!("metric {:?}", metric.name))?;
+        for (time, value) in points {
+            let index = (time / 1000 - start) / step_secs;
+            if let Some(row) = usize::try_from(index).ok().and_then(|i| rows.get_mut(i)) {
+                row.values[i] = Some(value);
+            }
+        }
+    }
+    Ok(Series {
+        metrics: spec.metrics.iter().map(|m| m.name.clone()).collect(),
+        rows,
+    })
+}
+
+pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
+    let policy = load_policy(&args.policy)?;
+    let spec = &policy.spec;
+    let name = policy.metadata.name.clone().unwrap_or_else(|| "policy".into());
+    let (series, file) = match (&args.series, &args.prometheus) {
+        (Some(path), _) => {
+            let file = path.display().to_string();
+            let text = fs::read_to_string(path).with_context(|| format!("reading {file}"))?;
+            (parse_csv(&file, &text)?, file)
+        }
+        (None, Some(address)) => {
+            let (Some(from), Some(to)) = (&args.from, &args.to) else {
+                bail!("--prometheus needs --from and --to");
+            };
+            (
+                series_from_prometheus(address, spec, from, to, args.step.as_deref())?,
+                address.clone(),
+            )
+        }
+        (None, None) => bail!("give --series FILE or --prometheus URL"),
+    };
+    let columns = column_order(&file, spec, &series)?;
+    let pod_requests = args.pod_requests.as_deref().map(parse_pod_requests).transpose()?;
+    let initial_nodes = match (&spec.node_pool, args.initial_nodes) {
+        (None, _) => None,
+        (Some(_), Some(n)) => Some(n),
+        (Some(pool), None) => engine::nodepool::pods_per_node(pool, pod_requests)
+            .ok()
+            .map(|per| engine::nodepool::nodes_needed(pool, args.initial_replicas, per)),
+    };
+    let long = series.rows.len() > 20_000;
+    let rows = simulate(
+        spec,
+        &series,
+        &columns,
+        args.initial_replicas,
+        initial_nodes,
+        pod_requests,
+        |done, total| {
+            if long {
+                eprintln!("simulated {done}/{total} polls");
+            }
+        },
+    );
+    let text = match args.output {
+        OutputFormat::Csv => to_csv(spec, &rows),
+        OutputFormat::Table => to_table(spec, &rows),
+        OutputFormat::Json => to_json(spec, &rows)?,
+    };
+    print!("{text}");
+    if let Some(path) = &args.plot {
+        let title = format!("ballast simulate: {name} over {file}");
+        super::plot::draw(path, &title, spec, &rows)?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,153 @@
+//! A Prometheus HTTP API client over `prometheus-http-query`, with a timeout and an
+//! optional CA bundle. Range queries are split into chunks Prometheus accepts
+//! (at most 11,000 points per series) and report progress.
+
+use std::time::Duration;
+
+use prometheus_http_query::response::Data;
+
+/// Points per range-query request (Prometheus refuses more than 11,000).
+pub const MAX_POINTS_PER_REQUEST: i64 = 10_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error("invalid Prometheus address {address:?}: {source}")]
+    Address {
+        address: String,
+        source: prometheus_http_query::Error,
+    },
+    #[error("invalid CA bundle: {0}")]
+    CaBundle(String),
+    #[error("building the HTTP client: {0}")]
+    HttpClient(String),
+    #[error("querying Prometheus at {address} for {query:?}: {source}")]
+    QueryPrometheus {
+        address: String,
+        query: String,
+        source: prometheus_http_query::Error,
+    },
+    #[error("query {query:?} returned {count} series; a policy metric must return exactly one (aggregate it, e.g. sum(...))")]
+    TooManySeries { query: String, count: usize },
+    #[error("query {query:?} returned a {kind} result; expected a vector or a matrix")]
+    UnexpectedResult { query: String, kind: &'static str },
+}
+
+impl QueryError {
+    /// A short, bounded label for Events and metrics.
+    pub fn category(&self) -> &'static str {
+        match self {
+            QueryError::Address { .. } | QueryError::CaBundle(_) | QueryError::HttpClient(_) => {
+                "Configuration"
+            }
+            QueryError::QueryPrometheus { .. } => "QueryPrometheus",
+            QueryError::TooManySeries { .. } => "TooManySeries",
+            QueryError::UnexpectedResult { .. } => "UnexpectedResult",
+        }
+    }
+}
+
+/// One Prometheus-compatible endpoint.
+#[derive(Clone)]
+pub struct Prometheus {
+    address: String,
+    client: prometheus_http_query::Client,
+}
+
+impl Prometheus {
+    /// A client for `address`, trusting `ca_bundle` (PEM) in addition to the system
+    /// roots, with a per-request `timeout`.
+    pub fn new(address: &str, ca_bundle: Option<&str>, timeout: Duration) -> Result<Self, QueryError> {
+        super::tls::install_crypto_provider();
+        let mut builder = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout);
+        if let Some(pem) = ca_bundle {
+            let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes())
+                .map_err(|e| QueryError::CaBundle(e.to_string()))?;
+            if certs.is_empty() {
+                return Err(QueryError::CaBundle("no PEM certificate found".into()));
+            }
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let http = builder
+            .build()
+            .map_err(|e| QueryError::HttpClient(e.to_string()))?;
+        let client = prometheus_http_query::Client::from(http, address).map_err(|source| {
+            QueryError::Address {
+                address: address.to_string(),
+                source,
+            }
+        })?;
+        Ok(Self {
+            address: address.to_string(),
+            client,
+        })
+    }
+
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// Samples `(unix ms, value)` of `query` over `[start, end]` (Unix seconds) every
+    /// `step_secs`. The query must return at most one series; none is an empty list.
+    /// `progress(done, total)` is called after each chunk.
+    pub async fn query_range(
+        &self,
+        query: &str,
+        start: i64,
+        end: i64,
+        step_secs: i64,
+        mut progress: impl FnMut(i64, i64),
+    ) -> Result<Vec<(i64, f64)>, QueryError> {
+        let step = step_secs.max(1);
+        let chunk = MAX_POINTS_PER_REQUEST * step;
+        let total = ((end - start) / step + 1).max(0);
+        let mut out = Vec::new();
+        let mut from = start;
+        while from <= end {
+            let to = (from + chunk - step).min(end);
+            let result = self
+                .client
+                .query_range(query, from, to, step as f64)
+                .get()
+                .await
+                .map_err(|source| QueryError::QueryPrometheus {
+                    address: self.address.clone(),
+                    query: query.to_string(),
+                    source,
+                })?;
+            match result.data() {
+                Data::Matrix(series) => {
+                    if series.len() > 1 {
+                        return Err(QueryError::TooManySeries {
+                            query: query.to_string(),
+                            count: series.len(),
+                        });
+                    }
+                    if let Some(s) = series.first() {
+                        out.extend(s.samples().iter().map(|p| {
+                            ((p.timestamp() * 1000.0).round() as i64, p.value())
+                        }));
+                    }
+                }
+                Data::Vector(_) => {
+                    return Err(QueryError::UnexpectedResult {
+                        query: query.to_string(),
+                        kind: "vector",
+                    });
+                }
+                Data::Scalar(_) => {
+                    return Err(QueryError::UnexpectedResult {
+                        query: query.to_string(),
+                        kind: "scalar",
+                    });
+                }
+            }
+            progress(((to - start) / step + 1).min(total), total);
+            from = to + step;
+        }
+        Ok(out)
+    }
+}
