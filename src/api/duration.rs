@@ -22,7 +22,9 @@ pub struct Duration {
 pub enum DurationError {
     #[error("empty duration (write e.g. \"15s\", \"10m\", \"1h30m\")")]
     Empty,
-    #[error("invalid duration {input:?}: {why} (write e.g. \"15s\", \"10m\", \"1h30m\", \"500ms\")")]
+    #[error(
+        "invalid duration {input:?}: {why} (write e.g. \"15s\", \"10m\", \"1h30m\", \"500ms\")"
+    )]
     Invalid { input: String, why: &'static str },
     #[error("duration {input:?} is too long")]
     Overflow { input: String },
@@ -75,8 +77,7 @@ impl FromStr for Duration {
             if number.is_empty() {
                 return Err(invalid("expected a number"));
             }
-            if number.starts_with('.') || number.ends_with('.') || number.matches('.').count() > 1
-            {
+            if number.starts_with('.') || number.ends_with('.') || number.matches('.').count() > 1 {
                 return Err(invalid("malformed number"));
             }
             let value: f64 = number.parse().map_err(|_| invalid("malformed number"))?;
@@ -167,14 +168,21 @@ mod tests {
             ("1.5s", 1_500),
             ("0s", 0),
         ] {
-            assert_eq!(text.parse::<Duration>().unwrap().as_millis(), millis, "{text}");
+            assert_eq!(
+                text.parse::<Duration>().unwrap().as_millis(),
+                millis,
+                "{text}"
+            );
         }
     }
 
     #[test]
     fn refuses_what_kubernetes_would_not_accept() {
         for text in ["", "15", "s", "10 m", "-5s", "1d", "1.s", ".5s", "5sec"] {
-            assert!(text.parse::<Duration>().is_err(), "{text:?} should be refused");
+            assert!(
+                text.parse::<Duration>().is_err(),
+                "{text:?} should be refused"
+            );
         }
     }
 

@@ -129,7 +129,10 @@ pub struct TargetRef {
 pub struct MetricSpec {
     /// Name of the metric within this policy (a DNS label: lowercase letters,
     /// digits and `-`). Used in status, Events and `ballast simulate` columns.
-    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
     pub name: String,
 
     /// Name of the `ClusterMetricsSource` to query. Absent: the operator's default
@@ -150,7 +153,7 @@ pub struct MetricSpec {
     /// With `minReplicas: 0`: while every metric is at or below its activation
     /// threshold the target is scaled to zero; above it, it is woken up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("type(self) == int ? self >= 0 : (isQuantity(self) && quantity(self).compareTo(quantity('0')) >= 0)").message("spec.metrics[].activationThreshold must be a quantity of at least 0"))]
+    #[x_kube(validation = Rule::new("isQuantity(string(self)) && quantity(string(self)).compareTo(quantity('0')) >= 0").message("spec.metrics[].activationThreshold must be a quantity of at least 0"))]
     pub activation_threshold: Option<Quantity>,
 }
 
@@ -167,12 +170,12 @@ pub struct MetricTarget {
 
     /// Target for type `Value`, a quantity greater than 0 (e.g. `100`, `"1.5k"`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("type(self) == int ? self > 0 : (isQuantity(self) && quantity(self).isGreaterThan(quantity('0')))").message("spec.metrics[].target.value must be a quantity greater than 0"))]
+    #[x_kube(validation = Rule::new("isQuantity(string(self)) && quantity(string(self)).isGreaterThan(quantity('0'))").message("spec.metrics[].target.value must be a quantity greater than 0"))]
     pub value: Option<Quantity>,
 
     /// Target per replica for type `AverageValue`, a quantity greater than 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("type(self) == int ? self > 0 : (isQuantity(self) && quantity(self).isGreaterThan(quantity('0')))").message("spec.metrics[].target.averageValue must be a quantity greater than 0"))]
+    #[x_kube(validation = Rule::new("isQuantity(string(self)) && quantity(string(self)).isGreaterThan(quantity('0'))").message("spec.metrics[].target.averageValue must be a quantity greater than 0"))]
     pub average_value: Option<Quantity>,
 }
 
@@ -295,7 +298,10 @@ pub struct NodePool {
     pub target_ref: TargetRef,
     /// Dotted path of the replica count for kinds without `/scale`, e.g. `spec.count`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$"))]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$")
+    )]
     pub replicas_path: Option<String>,
     /// How many workload pods fit on one node.
     #[serde(default, skip_serializing_if = "Option::is_none")]

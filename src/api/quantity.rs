@@ -194,7 +194,9 @@ mod tests {
     fn integers_in_yaml_are_accepted_and_floats_are_refused_with_a_hint() {
         let q: Quantity = serde_yaml::from_str("100").unwrap();
         assert_eq!(q.value(), 100.0);
-        let err = serde_yaml::from_str::<Quantity>("0.5").unwrap_err().to_string();
+        let err = serde_yaml::from_str::<Quantity>("0.5")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("must be quoted"), "{err}");
     }
 }

@@ -85,10 +85,10 @@ where
         Problem::error(field, err.into_inner().to_string())
     })?;
     let mut unknown = Vec::new();
-    if let (Some(input), Ok(known)) = (value.get("spec"), serde_json::to_value(&decoded)) {
-        if let Some(known) = known.get("spec") {
-            unknown_fields("spec", input, known, &mut unknown);
-        }
+    if let (Some(input), Ok(known)) = (value.get("spec"), serde_json::to_value(&decoded))
+        && let Some(known) = known.get("spec")
+    {
+        unknown_fields("spec", input, known, &mut unknown);
     }
     Ok((decoded, unknown))
 }
@@ -142,12 +142,18 @@ pub fn validate_policy(spec: &CustomScalingPolicySpec) -> Vec<Problem> {
     }
 
     if spec.metrics.is_empty() {
-        p.push(Problem::error("spec.metrics", "at least one metric is required"));
+        p.push(Problem::error(
+            "spec.metrics",
+            "at least one metric is required",
+        ));
     }
     if spec.metrics.len() > MAX_METRICS {
         p.push(Problem::error(
             "spec.metrics",
-            format!("at most {MAX_METRICS} metrics, found {}", spec.metrics.len()),
+            format!(
+                "at most {MAX_METRICS} metrics, found {}",
+                spec.metrics.len()
+            ),
         ));
     }
     let mut names = HashSet::new();
@@ -185,23 +191,23 @@ pub fn validate_policy(spec: &CustomScalingPolicySpec) -> Vec<Problem> {
             ),
         ));
     }
-    if let Some(smoothing) = &spec.smoothing {
-        if smoothing.half_life.as_millis() == 0 {
-            p.push(Problem::error(
-                "spec.smoothing.halfLife",
-                "must be greater than 0 (remove `smoothing` to use raw values)",
-            ));
-        }
+    if let Some(smoothing) = &spec.smoothing
+        && smoothing.half_life.as_millis() == 0
+    {
+        p.push(Problem::error(
+            "spec.smoothing.halfLife",
+            "must be greater than 0 (remove `smoothing` to use raw values)",
+        ));
     }
 
     if let Some(behavior) = &spec.behavior {
-        if let Some(t) = behavior.tolerance {
-            if !(0.0..1.0).contains(&t) {
-                p.push(Problem::error(
-                    "spec.behavior.tolerance",
-                    format!("spec.behavior.tolerance must be at least 0 and below 1, got {t}"),
-                ));
-            }
+        if let Some(t) = behavior.tolerance
+            && !(0.0..1.0).contains(&t)
+        {
+            p.push(Problem::error(
+                "spec.behavior.tolerance",
+                format!("spec.behavior.tolerance must be at least 0 and below 1, got {t}"),
+            ));
         }
         if let Some(rules) = &behavior.scale_up {
             scaling_rules("spec.behavior.scaleUp", rules, &mut p);
@@ -218,16 +224,16 @@ pub fn validate_policy(spec: &CustomScalingPolicySpec) -> Vec<Problem> {
                 "spec.fallback.failureThreshold must be at least 1",
             ));
         }
-        if let Some(r) = fallback.replicas {
-            if r < spec.min_replicas || r > spec.max_replicas {
-                p.push(Problem::warning(
-                    "spec.fallback.replicas",
-                    format!(
-                        "{r} is outside [minReplicas, maxReplicas] = [{}, {}] and will be clamped",
-                        spec.min_replicas, spec.max_replicas
-                    ),
-                ));
-            }
+        if let Some(r) = fallback.replicas
+            && (r < spec.min_replicas || r > spec.max_replicas)
+        {
+            p.push(Problem::warning(
+                "spec.fallback.replicas",
+                format!(
+                    "{r} is outside [minReplicas, maxReplicas] = [{}, {}] and will be clamped",
+                    spec.min_replicas, spec.max_replicas
+                ),
+            ));
         }
     }
 
@@ -247,7 +253,10 @@ fn target_ref(field: &str, target: &TargetRef, p: &mut Vec<Problem>) {
         ("name", &target.name),
     ] {
         if value.trim().is_empty() {
-            p.push(Problem::error(format!("{field}.{name}"), "must not be empty"));
+            p.push(Problem::error(
+                format!("{field}.{name}"),
+                "must not be empty",
+            ));
         }
     }
 }
@@ -273,13 +282,13 @@ fn validate_metric(field: &str, metric: &MetricSpec, p: &mut Vec<Problem>) {
             ),
         ));
     }
-    if let Some(source) = &metric.source {
-        if source.trim().is_empty() {
-            p.push(Problem::error(
-                format!("{field}.source"),
-                "must not be empty (omit it to use the default source)",
-            ));
-        }
+    if let Some(source) = &metric.source
+        && source.trim().is_empty()
+    {
+        p.push(Problem::error(
+            format!("{field}.source"),
+            "must not be empty (omit it to use the default source)",
+        ));
     }
     if let Err(message) = check_promql(&metric.query) {
         p.push(Problem::error(format!("{field}.query"), message));
@@ -317,13 +326,13 @@ fn validate_metric(field: &str, metric: &MetricSpec, p: &mut Vec<Problem>) {
             format!("type {type_name} takes `{wanted_name}`, not `{other_name}`"),
         ));
     }
-    if let Some(q) = &metric.activation_threshold {
-        if q.value() < 0.0 {
-            p.push(Problem::error(
-                format!("{field}.activationThreshold"),
-                format!("must be at least 0, got {q}"),
-            ));
-        }
+    if let Some(q) = &metric.activation_threshold
+        && q.value() < 0.0
+    {
+        p.push(Problem::error(
+            format!("{field}.activationThreshold"),
+            format!("must be at least 0, got {q}"),
+        ));
     }
 }
 
@@ -336,24 +345,90 @@ fn positive_quantity(field: &str, q: &Quantity, p: &mut Vec<Problem>) {
     }
 }
 
-/// PromQL syntax check. The message carries the parser's position.
+/// PromQL syntax check. `promql-parser` reports no position, so the message adds
+/// one where we can find it: the first unbalanced bracket or unterminated string.
 pub fn check_promql(query: &str) -> Result<(), String> {
     if query.trim().is_empty() {
         return Err("query must not be empty".into());
     }
     promql_parser::parser::parse(query)
         .map(|_| ())
-        .map_err(|err| format!("invalid PromQL: {err}"))
+        .map_err(|err| match delimiter_problem(query) {
+            Some((offset, what)) => {
+                let (line, column) = line_column(query, offset);
+                format!("invalid PromQL at line {line}, column {column}: {what} ({err})")
+            }
+            None => format!("invalid PromQL: {err}"),
+        })
+}
+
+/// Byte offset and description of the first unbalanced delimiter or unterminated
+/// string, if any.
+fn delimiter_problem(query: &str) -> Option<(usize, String)> {
+    let mut stack: Vec<(usize, char)> = Vec::new();
+    let mut chars = query.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '"' | '\'' | '`' => {
+                let mut closed = false;
+                while let Some((_, d)) = chars.next() {
+                    if d == '\\' && c != '`' {
+                        chars.next();
+                    } else if d == c {
+                        closed = true;
+                        break;
+                    }
+                }
+                if !closed {
+                    return Some((i, format!("unterminated string starting with {c}")));
+                }
+            }
+            '(' | '[' | '{' => stack.push((i, c)),
+            ')' | ']' | '}' => {
+                let open = match c {
+                    ')' => '(',
+                    ']' => '[',
+                    _ => '{',
+                };
+                match stack.pop() {
+                    Some((_, o)) if o == open => {}
+                    Some((j, o)) => {
+                        return Some((
+                            i,
+                            format!(
+                                "{c:?} closes {o:?} opened at column {}",
+                                line_column(query, j).1
+                            ),
+                        ));
+                    }
+                    None => return Some((i, format!("{c:?} without a matching {open:?}"))),
+                }
+            }
+            _ => {}
+        }
+    }
+    stack
+        .pop()
+        .map(|(i, c)| (i, format!("{c:?} is never closed")))
+}
+
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
 }
 
 fn scaling_rules(field: &str, rules: &ScalingRules, p: &mut Vec<Problem>) {
-    if let Some(w) = rules.stabilization_window_seconds {
-        if w > MAX_WINDOW_SECONDS {
-            p.push(Problem::error(
-                format!("{field}.stabilizationWindowSeconds"),
-                format!("stabilizationWindowSeconds must be between 0 and {MAX_WINDOW_SECONDS}, got {w}"),
-            ));
-        }
+    if let Some(w) = rules.stabilization_window_seconds
+        && w > MAX_WINDOW_SECONDS
+    {
+        p.push(Problem::error(
+            format!("{field}.stabilizationWindowSeconds"),
+            format!(
+                "stabilizationWindowSeconds must be between 0 and {MAX_WINDOW_SECONDS}, got {w}"
+            ),
+        ));
     }
     for (j, policy) in rules.policies.iter().flatten().enumerate() {
         let pf = format!("{field}.policies[{j}]");
@@ -408,7 +483,10 @@ fn validate_node_pool(spec: &CustomScalingPolicySpec, pool: &NodePool, p: &mut V
         _ => {}
     }
     if pool.max_nodes == 0 {
-        p.push(Problem::error("spec.nodePool.maxNodes", "must be at least 1"));
+        p.push(Problem::error(
+            "spec.nodePool.maxNodes",
+            "must be at least 1",
+        ));
     }
     if pool.min_nodes > pool.max_nodes {
         p.push(Problem::error(
@@ -478,21 +556,45 @@ pub fn validate_source(spec: &ClusterMetricsSourceSpec) -> Vec<Problem> {
             "spec.maxResponseBytes must be at least 1024",
         ));
     }
-    if let Some(auth) = &spec.auth {
-        if auth.bearer_token.is_some() == auth.basic.is_some() {
-            p.push(Problem::error(
-                "spec.auth",
-                "spec.auth: set exactly one of bearerToken or basic",
-            ));
-        }
+    if let Some(auth) = &spec.auth
+        && auth.bearer_token.is_some() == auth.basic.is_some()
+    {
+        p.push(Problem::error(
+            "spec.auth",
+            "spec.auth: set exactly one of bearerToken or basic",
+        ));
     }
-    if let Some(cb) = &spec.circuit_breaker {
-        if cb.failure_threshold == 0 {
-            p.push(Problem::error(
-                "spec.circuitBreaker.failureThreshold",
-                "spec.circuitBreaker.failureThreshold must be at least 1",
-            ));
-        }
+    if let Some(cb) = &spec.circuit_breaker
+        && cb.failure_threshold == 0
+    {
+        p.push(Problem::error(
+            "spec.circuitBreaker.failureThreshold",
+            "spec.circuitBreaker.failureThreshold must be at least 1",
+        ));
     }
     p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn promql_errors_point_at_the_unbalanced_bracket() {
+        let err = check_promql("sum(rate(x[1m])").unwrap_err();
+        assert!(
+            err.starts_with("invalid PromQL at line 1, column 4: '(' is never closed"),
+            "{err}"
+        );
+        let err = check_promql("rate(x[1m)]").unwrap_err();
+        assert!(err.contains("column 10: ')' closes '['"), "{err}");
+        let err = check_promql("x{a=\"b}").unwrap_err();
+        assert!(err.contains("column 5: unterminated string"), "{err}");
+        assert!(check_promql("sum(rate(redis_evicted_keys_total{job=\"a(\"}[1m]))").is_ok());
+        assert!(
+            check_promql("x +")
+                .unwrap_err()
+                .starts_with("invalid PromQL: ")
+        );
+    }
 }

@@ -24,11 +24,18 @@ pub fn run(args: &CrdArgs) -> anyhow::Result<ExitCode> {
             let path = dir.join(name);
             let on_disk = fs::read_to_string(&path).unwrap_or_default();
             if on_disk != yaml {
-                eprintln!("{} differs from the generated CRD (run `make crds`)", path.display());
+                eprintln!(
+                    "{} differs from the generated CRD (run `make crds`)",
+                    path.display()
+                );
                 drift = true;
             }
         }
-        return Ok(if drift { ExitCode::FAILURE } else { ExitCode::SUCCESS });
+        return Ok(if drift {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        });
     }
     print!("{}", crds_yaml()?);
     Ok(ExitCode::SUCCESS)

@@ -37,9 +37,16 @@ pub fn parse_documents(text: &str) -> anyhow::Result<Vec<Document>> {
         if value.is_null() {
             continue;
         }
-        let value = serde_json::to_value(&value)
-            .with_context(|| format!("document {} cannot be read as JSON (non-string keys?)", i + 1))?;
-        documents.push(Document { index: i + 1, value });
+        let value = serde_json::to_value(&value).with_context(|| {
+            format!(
+                "document {} cannot be read as JSON (non-string keys?)",
+                i + 1
+            )
+        })?;
+        documents.push(Document {
+            index: i + 1,
+            value,
+        });
     }
     Ok(documents)
 }
@@ -55,10 +62,17 @@ pub struct Finding {
 /// The kinds lint knows.
 fn is_ours(value: &serde_json::Value) -> Option<&str> {
     let kind = value.get("kind")?.as_str()?;
-    let api_version = value.get("apiVersion").and_then(|v| v.as_str()).unwrap_or("");
+    let api_version = value
+        .get("apiVersion")
+        .and_then(|v| v.as_str())
+        .unwrap_or("");
     match kind {
-        "CustomScalingPolicy" | "ClusterMetricsSource" if api_version == GROUP_VERSION => Some(kind),
-        "CustomScalingPolicy" | "ClusterMetricsSource" if api_version.starts_with("autoscaling.ballast.dev/") => {
+        "CustomScalingPolicy" | "ClusterMetricsSource" if api_version == GROUP_VERSION => {
+            Some(kind)
+        }
+        "CustomScalingPolicy" | "ClusterMetricsSource"
+            if api_version.starts_with("autoscaling.ballast.dev/") =>
+        {
             Some(kind)
         }
         _ => None,
@@ -74,7 +88,10 @@ pub fn lint_document(value: &serde_json::Value) -> Option<Vec<Finding>> {
         .unwrap_or("<unnamed>")
         .to_string();
     let mut problems = Vec::new();
-    let api_version = value.get("apiVersion").and_then(|v| v.as_str()).unwrap_or("");
+    let api_version = value
+        .get("apiVersion")
+        .and_then(|v| v.as_str())
+        .unwrap_or("");
     if api_version != GROUP_VERSION {
         problems.push(Problem::error(
             "apiVersion",
@@ -179,5 +196,9 @@ pub fn run(args: &LintArgs) -> anyhow::Result<ExitCode> {
         files.len()
     );
     let failed = errors > 0 || (args.strict && warnings > 0);
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -68,7 +68,12 @@ pub struct SimulateArgs {
     pub policy: PathBuf,
     /// CSV with header `time,<metric>[,<metric>...]`; time in seconds from the start
     /// or RFC 3339; an empty cell is a failed read.
-    #[arg(long, value_name = "FILE", required_unless_present = "prometheus", conflicts_with = "prometheus")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "prometheus",
+        conflicts_with = "prometheus"
+    )]
     pub series: Option<PathBuf>,
     /// Replay from a Prometheus range query instead of a CSV file.
     #[arg(long, value_name = "URL", requires_all = ["from", "to"])]

@@ -22,7 +22,12 @@ const MISSING: RGBColor = RGBColor(214, 39, 40);
 const GREY: RGBColor = RGBColor(120, 120, 120);
 
 /// Draw `rows` of a run of `spec` named `title` into `path`.
-pub fn draw(path: &Path, title: &str, spec: &CustomScalingPolicySpec, rows: &[SimRow]) -> anyhow::Result<()> {
+pub fn draw(
+    path: &Path,
+    title: &str,
+    spec: &CustomScalingPolicySpec,
+    rows: &[SimRow],
+) -> anyhow::Result<()> {
     if rows.is_empty() {
         return Err(anyhow!("nothing to plot: the run has no rows"));
     }
@@ -76,7 +81,10 @@ pub fn draw(path: &Path, title: &str, spec: &CustomScalingPolicySpec, rows: &[Si
         .map(|r| r.replicas.max(r.nodes.unwrap_or(0)).max(r.replicas_before))
         .max()
         .unwrap_or(1)
-        .max(spec.max_replicas.min(rows.iter().map(|r| r.replicas).max().unwrap_or(1) * 2))
+        .max(
+            spec.max_replicas
+                .min(rows.iter().map(|r| r.replicas).max().unwrap_or(1) * 2),
+        )
         .max(1);
     let r_max = f64::from(r_max) * 1.15;
 
@@ -141,7 +149,9 @@ pub fn draw(path: &Path, title: &str, spec: &CustomScalingPolicySpec, rows: &[Si
                     } else {
                         name.clone()
                     })
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(3)));
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(3))
+                    });
                 first = false;
             }
         }
@@ -153,7 +163,11 @@ pub fn draw(path: &Path, title: &str, spec: &CustomScalingPolicySpec, rows: &[Si
         .collect();
     if !missing.is_empty() {
         chart
-            .draw_series(missing.into_iter().map(|p| Cross::new(p, 5, MISSING.stroke_width(2))))
+            .draw_series(
+                missing
+                    .into_iter()
+                    .map(|p| Cross::new(p, 5, MISSING.stroke_width(2))),
+            )
             .map_err(|e| anyhow!("drawing failed reads: {e}"))?
             .label("failed read")
             .legend(|(x, y)| Cross::new((x + 9, y), 5, MISSING.stroke_width(2)));
@@ -171,7 +185,10 @@ pub fn draw(path: &Path, title: &str, spec: &CustomScalingPolicySpec, rows: &[Si
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(70)
-        .caption("replicas decided (in effect from the next poll)", ("sans-serif", 18))
+        .caption(
+            "replicas decided (in effect from the next poll)",
+            ("sans-serif", 18),
+        )
         .build_cartesian_2d(0.0..x_max, 0.0..r_max)
         .map_err(|e| anyhow!("drawing the replica chart: {e}"))?;
     chart
@@ -181,7 +198,10 @@ pub fn draw(path: &Path, title: &str, spec: &CustomScalingPolicySpec, rows: &[Si
         .light_line_style(RGBColor(235, 235, 235))
         .draw()
         .map_err(|e| anyhow!("drawing the replica axes: {e}"))?;
-    for (bound, name) in [(spec.min_replicas, "minReplicas"), (spec.max_replicas, "maxReplicas")] {
+    for (bound, name) in [
+        (spec.min_replicas, "minReplicas"),
+        (spec.max_replicas, "maxReplicas"),
+    ] {
         if f64::from(bound) <= r_max {
             chart
                 .draw_series(DashedLineSeries::new(
@@ -210,7 +230,9 @@ pub fn draw(path: &Path, title: &str, spec: &CustomScalingPolicySpec, rows: &[Si
             .draw_series(LineSeries::new(nodes, PALETTE[1].stroke_width(3)))
             .map_err(|e| anyhow!("drawing nodes: {e}"))?
             .label("nodes")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], PALETTE[1].stroke_width(3)));
+            .legend(|(x, y)| {
+                PathElement::new(vec![(x, y), (x + 18, y)], PALETTE[1].stroke_width(3))
+            });
     }
     chart
         .configure_series_labels()

@@ -41,10 +41,22 @@ pub enum SeriesError {
         found: usize,
     },
     #[error("{file}: line {line}: time {value:?} is neither seconds nor an RFC 3339 timestamp")]
-    BadTime { file: String, line: usize, value: String },
-    #[error("{file}: line {line}: time {value:?} is not after the previous row's time (rows must go forward in time)")]
-    Backwards { file: String, line: usize, value: String },
-    #[error("{file}: line {line}, column {column:?}: {value:?} is not a number (leave the cell empty for a failed read)")]
+    BadTime {
+        file: String,
+        line: usize,
+        value: String,
+    },
+    #[error(
+        "{file}: line {line}: time {value:?} is not after the previous row's time (rows must go forward in time)"
+    )]
+    Backwards {
+        file: String,
+        line: usize,
+        value: String,
+    },
+    #[error(
+        "{file}: line {line}, column {column:?}: {value:?} is not a number (leave the cell empty for a failed read)"
+    )]
     BadNumber {
         file: String,
         line: usize,
@@ -170,7 +182,9 @@ pub fn parse_cli_time(text: &str, now_secs: i64) -> Result<i64, String> {
     }
     jiff::Timestamp::from_str(text)
         .map(|t| t.as_second())
-        .map_err(|_| format!("{text:?} is not a time (use RFC 3339, Unix seconds, `now` or `now-1h`)"))
+        .map_err(|_| {
+            format!("{text:?} is not a time (use RFC 3339, Unix seconds, `now` or `now-1h`)")
+        })
 }
 
 #[cfg(test)]
@@ -183,20 +197,38 @@ mod tests {
         assert_eq!(s.metrics, vec!["a", "b"]);
         assert_eq!(s.rows[1].time, 15_000);
         assert_eq!(s.rows[1].values, vec![None, Some(3.5)]);
-        let s = parse_csv("s.csv", "time,a\n2026-01-01T00:00:00Z,1\n2026-01-01T00:00:15Z,2\n").unwrap();
+        let s = parse_csv(
+            "s.csv",
+            "time,a\n2026-01-01T00:00:00Z,1\n2026-01-01T00:00:15Z,2\n",
+        )
+        .unwrap();
         assert_eq!(s.rows[1].time - s.rows[0].time, 15_000);
     }
 
     #[test]
     fn errors_name_the_file_line_and_column() {
         let err = parse_csv("s.csv", "time,a\n0,1\n15,abc\n").unwrap_err();
-        assert_eq!(err.to_string(), "s.csv: line 3, column \"a\": \"abc\" is not a number (leave the cell empty for a failed read)");
+        assert_eq!(
+            err.to_string(),
+            "s.csv: line 3, column \"a\": \"abc\" is not a number (leave the cell empty for a failed read)"
+        );
         let err = parse_csv("s.csv", "time,a\n15,1\n10,2\n").unwrap_err();
-        assert!(matches!(err, SeriesError::Backwards { line: 3, .. }), "{err}");
+        assert!(
+            matches!(err, SeriesError::Backwards { line: 3, .. }),
+            "{err}"
+        );
         let err = parse_csv("s.csv", "when,a\n0,1\n").unwrap_err();
         assert!(matches!(err, SeriesError::NoTimeColumn { .. }));
         let err = parse_csv("s.csv", "time,a\n0,1,2\n").unwrap_err();
-        assert!(matches!(err, SeriesError::Width { line: 2, expected: 2, found: 3, .. }));
+        assert!(matches!(
+            err,
+            SeriesError::Width {
+                line: 2,
+                expected: 2,
+                found: 3,
+                ..
+            }
+        ));
     }
 
     #[test]

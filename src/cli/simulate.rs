@@ -67,9 +67,9 @@ pub fn load_policy(path: &Path) -> anyhow::Result<CustomScalingPolicy> {
 pub fn parse_pod_requests(text: &str) -> anyhow::Result<PodRequests> {
     let mut requests = PodRequests::default();
     for part in text.split(',').filter(|p| !p.trim().is_empty()) {
-        let (key, value) = part
-            .split_once('=')
-            .ok_or_else(|| anyhow!("--pod-requests: {part:?} is not key=value (e.g. cpu=500m,memory=1Gi)"))?;
+        let (key, value) = part.split_once('=').ok_or_else(|| {
+            anyhow!("--pod-requests: {part:?} is not key=value (e.g. cpu=500m,memory=1Gi)")
+        })?;
         let q: Quantity = value
             .trim()
             .parse()
@@ -84,7 +84,11 @@ pub fn parse_pod_requests(text: &str) -> anyhow::Result<PodRequests> {
 }
 
 /// Map the series' columns onto the policy's metrics, refusing unknown or absent ones.
-fn column_order(file: &str, spec: &CustomScalingPolicySpec, series: &Series) -> anyhow::Result<Vec<usize>> {
+fn column_order(
+    file: &str,
+    spec: &CustomScalingPolicySpec,
+    series: &Series,
+) -> anyhow::Result<Vec<usize>> {
     for column in &series.metrics {
         if !spec.metrics.iter().any(|m| &m.name == column) {
             let names: Vec<&str> = spec.metrics.iter().map(|m| m.name.as_str()).collect();
@@ -144,7 +148,11 @@ pub fn simulate(
         out.push(SimRow {
             label: row.label.clone(),
             time: row.time,
-            metrics: decision.metrics.iter().map(|m| (m.raw, m.smoothed)).collect(),
+            metrics: decision
+                .metrics
+                .iter()
+                .map(|m| (m.raw, m.smoothed))
+                .collect(),
             replicas_before: replicas,
             recommended: decision.recommended,
             replicas: decision.desired_replicas,
@@ -204,7 +212,12 @@ fn to_table(spec: &CustomScalingPolicySpec, rows: &[SimRow]) -> String {
     let grid: Vec<Vec<&str>> = csv.lines().map(|l| l.split(',').collect()).collect();
     let columns = grid.first().map_or(0, |h| h.len());
     let widths: Vec<usize> = (0..columns)
-        .map(|c| grid.iter().map(|r| r.get(c).map_or(0, |s| s.len())).max().unwrap_or(0))
+        .map(|c| {
+            grid.iter()
+                .map(|r| r.get(c).map_or(0, |s| s.len()))
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     let mut out = String::new();
     for row in &grid {
@@ -298,11 +311,16 @@ fn series_from_prometheus(
         })
         .collect();
     for (i, metric) in spec.metrics.iter().enumerate() {
-        eprintln!("querying {address} for {} ({steps} points): {}", metric.name, metric.query);
+        eprintln!(
+            "querying {address} for {} ({steps} points): {}",
+            metric.name, metric.query
+        );
         let points = runtime
-            .block_on(client.query_range(&metric.query, start, end, step_secs, |done, total| {
-                eprintln!("  {}: {done}/{total} points", metric.name);
-            }))
+            .block_on(
+                client.query_range(&metric.query, start, end, step_secs, |done, total| {
+                    eprintln!("  {}: {done}/{total} points", metric.name);
+                }),
+            )
             .with_context(|| format!("metric {:?}", metric.name))?;
         for (time, value) in points {
             let index = (time / 1000 - start) / step_secs;
@@ -320,7 +338,11 @@ fn series_from_prometheus(
 pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
     let policy = load_policy(&args.policy)?;
     let spec = &policy.spec;
-    let name = policy.metadata.name.clone().unwrap_or_else(|| "policy".into());
+    let name = policy
+        .metadata
+        .name
+        .clone()
+        .unwrap_or_else(|| "policy".into());
     let (series, file) = match (&args.series, &args.prometheus) {
         (Some(path), _) => {
             let file = path.display().to_string();
@@ -339,7 +361,11 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
         (None, None) => bail!("give --series FILE or --prometheus URL"),
     };
     let columns = column_order(&file, spec, &series)?;
-    let pod_requests = args.pod_requests.as_deref().map(parse_pod_requests).transpose()?;
+    let pod_requests = args
+        .pod_requests
+        .as_deref()
+        .map(parse_pod_requests)
+        .transpose()?;
     let initial_nodes = match (&spec.node_pool, args.initial_nodes) {
         (None, _) => None,
         (Some(_), Some(n)) => Some(n),

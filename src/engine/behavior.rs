@@ -2,9 +2,9 @@
 //! past recommendations, then rate limits computed from the replicas at the start
 //! of each policy's period.
 
+use crate::api::conditions::reasons;
 use crate::api::history::{History, ScaleEvent};
 use crate::api::policy::{Behavior, PolicyType, ScalingRules, SelectPolicy};
-use crate::api::conditions::reasons;
 
 /// Default tolerance around a ratio of 1 (inclusive).
 pub const DEFAULT_TOLERANCE: f64 = 0.1;
@@ -153,9 +153,7 @@ pub fn scale_up_limit(rules: &Rules, events: &[ScaleEvent], now: i64, current: u
         let proposed = match kind {
             PolicyType::Pods => start + i64::from(value),
             // Rounded up, or a small target could never grow.
-            PolicyType::Percent => {
-                (start as f64 * (1.0 + f64::from(value) / 100.0)).ceil() as i64
-            }
+            PolicyType::Percent => (start as f64 * (1.0 + f64::from(value) / 100.0)).ceil() as i64,
         };
         result = Some(result.map_or(proposed, |r| pick(r, proposed)));
     }
@@ -323,16 +321,31 @@ mod tests {
     fn disabled_direction_keeps_current() {
         let mut r = defaults();
         r.down.select = SelectPolicy::Disabled;
-        assert_eq!(limit_rate(&r, &[], 0, 10, 2, 1, 20), (10, reasons::SCALE_DOWN_LIMIT));
+        assert_eq!(
+            limit_rate(&r, &[], 0, 10, 2, 1, 20),
+            (10, reasons::SCALE_DOWN_LIMIT)
+        );
     }
 
     #[test]
     fn limits_name_the_bound_that_held() {
         let r = defaults();
-        assert_eq!(limit_rate(&r, &[], 0, 10, 30, 1, 100), (20, reasons::SCALE_UP_LIMIT));
-        assert_eq!(limit_rate(&r, &[], 0, 10, 30, 1, 15), (15, reasons::TOO_MANY_REPLICAS));
-        assert_eq!(limit_rate(&r, &[], 0, 10, 0, 2, 15), (2, reasons::TOO_FEW_REPLICAS));
-        assert_eq!(limit_rate(&r, &[], 0, 10, 12, 1, 15), (12, reasons::DESIRED_WITHIN_RANGE));
+        assert_eq!(
+            limit_rate(&r, &[], 0, 10, 30, 1, 100),
+            (20, reasons::SCALE_UP_LIMIT)
+        );
+        assert_eq!(
+            limit_rate(&r, &[], 0, 10, 30, 1, 15),
+            (15, reasons::TOO_MANY_REPLICAS)
+        );
+        assert_eq!(
+            limit_rate(&r, &[], 0, 10, 0, 2, 15),
+            (2, reasons::TOO_FEW_REPLICAS)
+        );
+        assert_eq!(
+            limit_rate(&r, &[], 0, 10, 12, 1, 15),
+            (12, reasons::DESIRED_WITHIN_RANGE)
+        );
     }
 
     #[test]
@@ -340,9 +353,21 @@ mod tests {
         let r = defaults();
         let history = History {
             recommendations: vec![
-                Recommendation { time: -400_000, low: 50, high: 50 },
-                Recommendation { time: -200_000, low: 8, high: 8 },
-                Recommendation { time: -100_000, low: 6, high: 6 },
+                Recommendation {
+                    time: -400_000,
+                    low: 50,
+                    high: 50,
+                },
+                Recommendation {
+                    time: -200_000,
+                    low: 8,
+                    high: 8,
+                },
+                Recommendation {
+                    time: -100_000,
+                    low: 6,
+                    high: 6,
+                },
             ],
             ..Default::default()
         };
@@ -358,7 +383,11 @@ mod tests {
         let mut r = defaults();
         r.up.window_seconds = 60;
         let history = History {
-            recommendations: vec![Recommendation { time: -30_000, low: 4, high: 4 }],
+            recommendations: vec![Recommendation {
+                time: -30_000,
+                low: 4,
+                high: 4,
+            }],
             ..Default::default()
         };
         assert_eq!(

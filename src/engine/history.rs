@@ -40,7 +40,11 @@ pub fn prune(history: &mut History, now: i64, horizon_millis: i64) {
 /// Merge the adjacent pair whose merged entry spans the least time.
 fn merge_recommendations(recs: &mut Vec<Recommendation>) {
     let span = |i: usize| {
-        let start = if i == 0 { recs[0].time } else { recs[i - 1].time };
+        let start = if i == 0 {
+            recs[0].time
+        } else {
+            recs[i - 1].time
+        };
         recs[i + 1].time - start
     };
     let Some(i) = (0..recs.len() - 1).min_by_key(|&i| span(i)) else {
@@ -105,7 +109,10 @@ mod tests {
     fn merged_scale_events_keep_their_sum() {
         let mut h = History::default();
         for i in 0..100 {
-            h.scale_events.push(ScaleEvent { time: i * 1_000, change: 1 });
+            h.scale_events.push(ScaleEvent {
+                time: i * 1_000,
+                change: 1,
+            });
         }
         prune(&mut h, 100_000, 1_800_000);
         assert_eq!(h.scale_events.len(), MAX_SCALE_EVENTS);

@@ -152,15 +152,13 @@ pub fn decide(input: &Input<'_>) -> Decision {
     let fallback = spec.fallback.as_ref();
     let threshold_reached =
         fallback.is_some_and(|f| next.consecutive_failures >= f.failure_threshold.max(1));
-    let fallback_replicas = fallback.and_then(|f| f.replicas).filter(|_| threshold_reached);
+    let fallback_replicas = fallback
+        .and_then(|f| f.replicas)
+        .filter(|_| threshold_reached);
 
     let recommendation: Option<u32> = if missing == 0 {
         decision.data = Data::Complete;
-        if !active {
-            Some(0)
-        } else {
-            from_metrics
-        }
+        if !active { Some(0) } else { from_metrics }
     } else if let Some(fb) = fallback_replicas {
         decision.data = Data::Fallback;
         // Never below what the metrics that did answer ask for.
@@ -184,7 +182,8 @@ pub fn decide(input: &Input<'_>) -> Decision {
         };
         decision.desired_replicas = to;
         decision.reason = reason;
-        decision.message = format!("current replicas {current} outside [{min}, {max}]; moving to {to}");
+        decision.message =
+            format!("current replicas {current} outside [{min}, {max}]; moving to {to}");
     } else if let Some(rec) = recommendation {
         if input.history.recommendations.is_empty() && rules.down.window_seconds > 0 {
             // Fresh start without history: treat current as recent, as HPA does, so a
@@ -195,8 +194,15 @@ pub fn decide(input: &Input<'_>) -> Decision {
         let (stabilized, stab_reason) = behavior::stabilize(&rules, &next, now, current, rec);
         // Recorded within bounds (windows take min/max, which commute with bounds).
         history::record_recommendation(&mut next, now, rec.clamp(min, max));
-        let (limited, limit_reason) =
-            behavior::limit_rate(&rules, &next.scale_events, now, current, stabilized, min, max);
+        let (limited, limit_reason) = behavior::limit_rate(
+            &rules,
+            &next.scale_events,
+            now,
+            current,
+            stabilized,
+            min,
+            max,
+        );
         decision.desired_replicas = limited.clamp(min, max);
         decision.reason = if limited != stabilized {
             limit_reason
@@ -278,10 +284,10 @@ fn observe(input: &Input<'_>, next: &mut History) -> Vec<MetricOutcome> {
                 });
             }
         }
-        if outcome.missing.is_some() {
-            if let Some(p) = previous {
-                smoothed_state.push(p);
-            }
+        if outcome.missing.is_some()
+            && let Some(p) = previous
+        {
+            smoothed_state.push(p);
         }
         outcomes.push(outcome);
     }
@@ -349,7 +355,9 @@ fn explain(decision: &Decision, current: u32, rec: u32, stabilized: u32) -> Stri
         reasons::SCALE_DOWN_STABILIZED => {
             "recent recommendations were higher; applying the highest in the scale-down window"
         }
-        reasons::FALLBACK_ACTIVE => "metrics unavailable past failureThreshold; using fallback.replicas",
+        reasons::FALLBACK_ACTIVE => {
+            "metrics unavailable past failureThreshold; using fallback.replicas"
+        }
         _ => "the desired count is within the acceptable range",
     };
     format!("{what} (metrics recommend {rec}, stabilized {stabilized}): {why}")

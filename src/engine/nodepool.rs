@@ -48,7 +48,10 @@ pub enum PodsPerNodeError {
 }
 
 /// Pods of the workload that fit on one node.
-pub fn pods_per_node(pool: &NodePool, requests: Option<PodRequests>) -> Result<u32, PodsPerNodeError> {
+pub fn pods_per_node(
+    pool: &NodePool,
+    requests: Option<PodRequests>,
+) -> Result<u32, PodsPerNodeError> {
     if let Some(n) = pool.pods_per_node {
         return if n == 0 {
             Err(PodsPerNodeError::DoesNotFit)
@@ -60,14 +63,20 @@ pub fn pods_per_node(pool: &NodePool, requests: Option<PodRequests>) -> Result<u
     let requests = requests.ok_or(PodsPerNodeError::RequestsUnknown)?;
     let mut fit: Option<f64> = None;
     for (have, need) in [
-        (alloc.and_then(|a| a.cpu.as_ref()).map(|q| q.value()), requests.cpu),
-        (alloc.and_then(|a| a.memory.as_ref()).map(|q| q.value()), requests.memory),
+        (
+            alloc.and_then(|a| a.cpu.as_ref()).map(|q| q.value()),
+            requests.cpu,
+        ),
+        (
+            alloc.and_then(|a| a.memory.as_ref()).map(|q| q.value()),
+            requests.memory,
+        ),
     ] {
-        if let (Some(have), Some(need)) = (have, need) {
-            if need > 0.0 {
-                let n = (have / need).floor();
-                fit = Some(fit.map_or(n, |f: f64| f.min(n)));
-            }
+        if let (Some(have), Some(need)) = (have, need)
+            && need > 0.0
+        {
+            let n = (have / need).floor();
+            fit = Some(fit.map_or(n, |f: f64| f.min(n)));
         }
     }
     match fit {
@@ -80,7 +89,9 @@ pub fn pods_per_node(pool: &NodePool, requests: Option<PodRequests>) -> Result<u
 /// Nodes needed for `replicas`: ceil(replicas / podsPerNode) + headroom, in bounds.
 pub fn nodes_needed(pool: &NodePool, replicas: u32, per_node: u32) -> u32 {
     let per_node = per_node.max(1);
-    let nodes = replicas.div_ceil(per_node).saturating_add(pool.headroom_nodes);
+    let nodes = replicas
+        .div_ceil(per_node)
+        .saturating_add(pool.headroom_nodes);
     nodes.clamp(pool.min_nodes, pool.max_nodes.max(pool.min_nodes))
 }
 
@@ -101,7 +112,9 @@ pub fn decide_nodes(
         Err(err) => {
             // Without a size we cannot shrink safely: hold (or grow to the cap if a
             // pod cannot fit on any node, which a person must look at).
-            let desired = current_nodes.unwrap_or(pool.max_nodes).clamp(pool.min_nodes, pool.max_nodes);
+            let desired = current_nodes
+                .unwrap_or(pool.max_nodes)
+                .clamp(pool.min_nodes, pool.max_nodes);
             let message = match err {
                 PodsPerNodeError::RequestsUnknown => {
                     "nodeAllocatable is set but the workload's pod requests are unknown; holding the node pool".to_string()
@@ -194,8 +207,8 @@ fn order(current: Option<u32>, desired: u32) -> Order {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::policy::{NodeAllocatable, TargetRef};
     use crate::api::Duration;
+    use crate::api::policy::{NodeAllocatable, TargetRef};
 
     fn pool() -> NodePool {
         NodePool {
@@ -237,9 +250,18 @@ mod tests {
             memory: Some(4.0 * 1024.0 * 1024.0 * 1024.0),
         };
         assert_eq!(pods_per_node(&p, Some(req)), Ok(4));
-        assert_eq!(pods_per_node(&p, None), Err(PodsPerNodeError::RequestsUnknown));
-        let huge = PodRequests { cpu: Some(8.0), memory: None };
-        assert_eq!(pods_per_node(&p, Some(huge)), Err(PodsPerNodeError::DoesNotFit));
+        assert_eq!(
+            pods_per_node(&p, None),
+            Err(PodsPerNodeError::RequestsUnknown)
+        );
+        let huge = PodRequests {
+            cpu: Some(8.0),
+            memory: None,
+        };
+        assert_eq!(
+            pods_per_node(&p, Some(huge)),
+            Err(PodsPerNodeError::DoesNotFit)
+        );
     }
 
     #[test]
@@ -262,7 +284,10 @@ mod tests {
     fn shrink_waits_for_the_delay_then_follows_the_workload() {
         let p = pool();
         let (d, since) = decide_nodes(&p, Some(4), 4, 4, None, None, 0);
-        assert_eq!((d.desired, d.reason), (4, reasons::NODE_POOL_SCALE_DOWN_DELAYED));
+        assert_eq!(
+            (d.desired, d.reason),
+            (4, reasons::NODE_POOL_SCALE_DOWN_DELAYED)
+        );
         assert_eq!(since, Some(0));
         let (d, since) = decide_nodes(&p, Some(4), 4, 4, None, since, 599_000);
         assert_eq!(d.desired, 4);

@@ -14,7 +14,7 @@ use crate::api::policy::{MetricSpec, TargetType};
 /// target is not usable (missing or not positive; validation refuses such specs).
 pub fn recommend(metric: &MetricSpec, value: f64, current: u32, tolerance: f64) -> Option<u32> {
     let target = metric.target.quantity()?.value();
-    if !(target > 0.0) || !value.is_finite() {
+    if target.is_nan() || target <= 0.0 || !value.is_finite() {
         return None;
     }
     // A target at zero replicas that is being woken up is computed from one.
@@ -66,8 +66,16 @@ mod tests {
             query: "up".into(),
             target: MetricTarget {
                 type_,
-                value: if type_ == TargetType::Value { q.clone() } else { None },
-                average_value: if type_ == TargetType::AverageValue { q } else { None },
+                value: if type_ == TargetType::Value {
+                    q.clone()
+                } else {
+                    None
+                },
+                average_value: if type_ == TargetType::AverageValue {
+                    q
+                } else {
+                    None
+                },
             },
             activation_threshold: None,
         }

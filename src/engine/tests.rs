@@ -3,8 +3,8 @@
 use proptest::prelude::*;
 
 use super::*;
-use crate::api::policy::*;
 use crate::api::Duration;
+use crate::api::policy::*;
 
 fn spec(min: u32, max: u32) -> CustomScalingPolicySpec {
     serde_yaml::from_str(&format!(
@@ -32,8 +32,17 @@ fn no_down_window(mut s: CustomScalingPolicySpec) -> CustomScalingPolicySpec {
     s
 }
 
-fn tick(spec: &CustomScalingPolicySpec, now: i64, current: u32, value: Option<f64>, history: &History) -> Decision {
-    let samples = [value.map(|v| Sample { value: v, time: now })];
+fn tick(
+    spec: &CustomScalingPolicySpec,
+    now: i64,
+    current: u32,
+    value: Option<f64>,
+    history: &History,
+) -> Decision {
+    let samples = [value.map(|v| Sample {
+        value: v,
+        time: now,
+    })];
     decide(&Input {
         spec,
         now,
@@ -109,7 +118,10 @@ fn scale_down_rate_policy_limits_each_period() {
         ..Default::default()
     });
     let d = tick(&s, 0, 10, Some(10.0), &History::default());
-    assert_eq!((d.desired_replicas, d.reason), (8, reasons::SCALE_DOWN_LIMIT));
+    assert_eq!(
+        (d.desired_replicas, d.reason),
+        (8, reasons::SCALE_DOWN_LIMIT)
+    );
     // 15 s later, same period: the 2 pods are spent.
     let d = tick(&s, 15_000, 8, Some(10.0), &d.history);
     assert_eq!(d.desired_replicas, 8);
@@ -133,7 +145,10 @@ fn non_finite_and_stale_samples_count_as_missing() {
     let s = no_down_window(spec(1, 20));
     let d = tick(&s, 0, 7, Some(f64::NAN), &History::default());
     assert_eq!((d.desired_replicas, d.data), (7, Data::Missing));
-    let samples = [Some(Sample { value: 0.0, time: 0 })];
+    let samples = [Some(Sample {
+        value: 0.0,
+        time: 0,
+    })];
     let d = decide(&Input {
         spec: &s,
         now: 60_000,
@@ -194,7 +209,10 @@ fn partial_data_only_scales_up() {
     };
     // The present metric wants fewer: held.
     let d = run(Some(100.0), None);
-    assert_eq!((d.desired_replicas, d.data), (10, Data::Partial { missing: 1 }));
+    assert_eq!(
+        (d.desired_replicas, d.data),
+        (10, Data::Partial { missing: 1 })
+    );
     // The present metric wants more: scale up.
     let d = run(None, Some(150.0));
     assert_eq!(d.desired_replicas, 15);
@@ -206,7 +224,16 @@ fn several_metrics_take_the_largest_recommendation() {
     let mut second = s.metrics[0].clone();
     second.name = "lag".into();
     s.metrics.push(second);
-    let samples = [Some(Sample { value: 300.0, time: 0 }), Some(Sample { value: 500.0, time: 0 })];
+    let samples = [
+        Some(Sample {
+            value: 300.0,
+            time: 0,
+        }),
+        Some(Sample {
+            value: 500.0,
+            time: 0,
+        }),
+    ];
     let d = decide(&Input {
         spec: &s,
         now: 0,
@@ -243,9 +270,15 @@ fn with_a_nonzero_minimum_activation_does_not_apply() {
 fn replicas_outside_the_bounds_are_brought_back() {
     let s = spec(2, 5);
     let d = tick(&s, 0, 9, None, &History::default());
-    assert_eq!((d.desired_replicas, d.reason), (5, reasons::TOO_MANY_REPLICAS));
+    assert_eq!(
+        (d.desired_replicas, d.reason),
+        (5, reasons::TOO_MANY_REPLICAS)
+    );
     let d = tick(&s, 0, 1, Some(100.0), &History::default());
-    assert_eq!((d.desired_replicas, d.reason), (2, reasons::TOO_FEW_REPLICAS));
+    assert_eq!(
+        (d.desired_replicas, d.reason),
+        (2, reasons::TOO_FEW_REPLICAS)
+    );
 }
 
 #[test]
@@ -288,7 +321,10 @@ fn node_pool_grows_with_the_workload_and_first() {
         headroom_nodes: 0,
         scale_down_delay: Duration::from_secs(600),
     });
-    let samples = [Some(Sample { value: 800.0, time: 0 })];
+    let samples = [Some(Sample {
+        value: 800.0,
+        time: 0,
+    })];
     let d = decide(&Input {
         spec: &s,
         now: 0,
@@ -315,39 +351,44 @@ fn arb_spec() -> impl Strategy<Value = CustomScalingPolicySpec> {
         prop::option::of(0u32..30),
         any::<bool>(),
     )
-        .prop_map(|(min, span, window, down_pods, threshold, fallback, smooth)| {
-            let mut s = spec(min, min + span);
-            s.behavior = Some(Behavior {
-                scale_down: Some(ScalingRules {
-                    stabilization_window_seconds: Some(window),
-                    select_policy: None,
-                    policies: down_pods.map(|(value, period)| {
-                        vec![ScalingPolicyRule {
-                            type_: PolicyType::Pods,
-                            value,
-                            period_seconds: period,
-                        }]
+        .prop_map(
+            |(min, span, window, down_pods, threshold, fallback, smooth)| {
+                let mut s = spec(min, min + span);
+                s.behavior = Some(Behavior {
+                    scale_down: Some(ScalingRules {
+                        stabilization_window_seconds: Some(window),
+                        select_policy: None,
+                        policies: down_pods.map(|(value, period)| {
+                            vec![ScalingPolicyRule {
+                                type_: PolicyType::Pods,
+                                value,
+                                period_seconds: period,
+                            }]
+                        }),
                     }),
-                }),
-                ..Default::default()
-            });
-            s.fallback = threshold.map(|t| Fallback {
-                failure_threshold: t,
-                replicas: fallback,
-            });
-            if smooth {
-                s.smoothing = Some(Smoothing {
-                    half_life: Duration::from_secs(20),
+                    ..Default::default()
                 });
-            }
-            s
-        })
+                s.fallback = threshold.map(|t| Fallback {
+                    failure_threshold: t,
+                    replicas: fallback,
+                });
+                if smooth {
+                    s.smoothing = Some(Smoothing {
+                        half_life: Duration::from_secs(20),
+                    });
+                }
+                s
+            },
+        )
 }
 
 /// A run: (gap to the previous tick in ms, sample value or missing).
 fn arb_run() -> impl Strategy<Value = Vec<(i64, Option<f64>)>> {
     prop::collection::vec(
-        (1_000i64..40_000, prop::option::weighted(0.8, 0.0f64..20_000.0)),
+        (
+            1_000i64..40_000,
+            prop::option::weighted(0.8, 0.0f64..20_000.0),
+        ),
         1..60,
     )
 }

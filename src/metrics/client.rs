@@ -26,7 +26,9 @@ pub enum QueryError {
         query: String,
         source: prometheus_http_query::Error,
     },
-    #[error("query {query:?} returned {count} series; a policy metric must return exactly one (aggregate it, e.g. sum(...))")]
+    #[error(
+        "query {query:?} returned {count} series; a policy metric must return exactly one (aggregate it, e.g. sum(...))"
+    )]
     TooManySeries { query: String, count: usize },
     #[error("query {query:?} returned a {kind} result; expected a vector or a matrix")]
     UnexpectedResult { query: String, kind: &'static str },
@@ -56,7 +58,11 @@ pub struct Prometheus {
 impl Prometheus {
     /// A client for `address`, trusting `ca_bundle` (PEM) in addition to the system
     /// roots, with a per-request `timeout`.
-    pub fn new(address: &str, ca_bundle: Option<&str>, timeout: Duration) -> Result<Self, QueryError> {
+    pub fn new(
+        address: &str,
+        ca_bundle: Option<&str>,
+        timeout: Duration,
+    ) -> Result<Self, QueryError> {
         super::tls::install_crypto_provider();
         let mut builder = reqwest::Client::builder()
             .timeout(timeout)
@@ -127,9 +133,11 @@ impl Prometheus {
                         });
                     }
                     if let Some(s) = series.first() {
-                        out.extend(s.samples().iter().map(|p| {
-                            ((p.timestamp() * 1000.0).round() as i64, p.value())
-                        }));
+                        out.extend(
+                            s.samples()
+                                .iter()
+                                .map(|p| ((p.timestamp() * 1000.0).round() as i64, p.value())),
+                        );
                     }
                 }
                 Data::Vector(_) => {

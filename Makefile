@@ -1,0 +1,55 @@
+# Ballast — the commands a newcomer types. `make test` is what CI runs.
+SHELL := /bin/bash
+CARGO ?= cargo
+BALLAST := target/debug/ballast
+
+.PHONY: build test unit lint crds demo e2e-build cluster-up cluster-down e2e-smoke clean
+
+build:
+	$(CARGO) build --locked
+
+# Everything CI checks: format and clippy, unit/property/CLI tests, then the
+# end-to-end smoke tests on a real local cluster (built and started by e2e/).
+test: lint unit e2e-smoke
+
+unit:
+	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
+		$(CARGO) nextest run --locked --no-fail-fast; \
+	else \
+		echo "cargo-nextest not found; using cargo test"; \
+		$(CARGO) test --locked --no-fail-fast; \
+	fi
+
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --locked --all-targets -- -D warnings
+
+# Regenerate crds/ from the Rust types (a test fails when they drift).
+crds:
+	$(CARGO) run --locked --quiet -- crd --out-dir crds
+
+# Replay the cache-eviction example and draw it (a later issue makes this the live
+# cluster demo).
+demo: build
+	@mkdir -p target/demo
+	$(BALLAST) simulate --policy examples/cache-eviction/policy.yaml \
+		--series examples/cache-eviction/series.csv --initial-replicas 2 \
+		--plot target/demo/cache-eviction.svg
+	@echo "plot: $(CURDIR)/target/demo/cache-eviction.svg"
+	@if command -v xdg-open >/dev/null 2>&1 && [ -n "$${DISPLAY:-}" ]; then xdg-open target/demo/cache-eviction.svg; fi
+
+# The local cluster: control plane from Go modules, KWOK nodes, Prometheus, Redis.
+e2e-build:
+	e2e/build
+
+cluster-up:
+	e2e/cluster up
+
+cluster-down:
+	e2e/cluster down
+
+e2e-smoke: build
+	e2e/smoke
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,453 @@
+//! The `ballast` binary as a user runs it: `crd`, `lint` on the fixtures, and
+//! `simulate` on the examples (checked against the engine's rules).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn ballast(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ballast"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("the ballast binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn fixtures(kind: &str) -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(kind);
+    let mut files: Vec<PathBuf> = fs::read_dir(&dir)
+        .expect("fixture directory exists")
+        .map(|e| e.expect("readable entry").path())
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no fixtures in {}", dir.display());
+    files
+}
+
+/// The `# lint: <field>` line of a fixture.
+fn expected_field(path: &Path) -> String {
+    let body = fs::read_to_string(path).expect("fixture readable");
+    body.lines()
+        .find_map(|l| l.strip_prefix("# lint: "))
+        .unwrap_or_else(|| panic!("{} has no `# lint:` line", path.display()))
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn crd_prints_exactly_what_crds_holds() {
+    let out = ballast(&["crd"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("crds");
+    let mut expected = String::new();
+    for name in ["customscalingpolicies.yaml", "clustermetricssources.yaml"] {
+        let body = fs::read_to_string(root.join(name)).expect("crds/ file exists (run make crds)");
+        expected.push_str("---\n");
+        expected.push_str(&body);
+    }
+    assert_eq!(
+        text(&out.stdout),
+        expected,
+        "crds/ drifted from the types: run `make crds`"
+    );
+    assert!(
+        out.stdout.iter().all(|b| *b != 0x1b),
+        "no ANSI escapes in the YAML"
+    );
+    let check = ballast(&["crd", "--check", "crds"]);
+    assert!(check.status.success(), "{}", text(&check.stderr));
+}
+
+#[test]
+fn crd_check_fails_when_a_file_differs() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    fs::write(dir.path().join("customscalingpolicies.yaml"), "stale").expect("write");
+    let out = ballast(&["crd", "--check", dir.path().to_str().expect("utf-8 path")]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("run `make crds`"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn lint_refuses_every_invalid_fixture_and_names_its_field() {
+    for file in fixtures("invalid") {
+        let field = expected_field(&file);
+        let out = ballast(&["lint", file.to_str().expect("utf-8 path")]);
+        let stdout = text(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{} should fail lint:\n{stdout}",
+            file.display()
+        );
+        let named = stdout.lines().any(|l| {
+            l.contains(&format!("error: {field}:")) || l.contains(&format!("error: {field}."))
+        });
+        assert!(
+            named,
+            "{}: expected an error on {field}, got:\n{stdout}",
+            file.display()
+        );
+        assert!(
+            stdout.contains(&file.display().to_string()),
+            "the file is named: {stdout}"
+        );
+    }
+}
+
+#[test]
+fn lint_passes_every_valid_fixture_even_when_strict() {
+    for file in fixtures("valid") {
+        let out = ballast(&["lint", "--strict", file.to_str().expect("utf-8 path")]);
+        assert!(
+            out.status.success(),
+            "{} should pass:\n{}",
+            file.display(),
+            text(&out.stdout)
+        );
+        assert_eq!(text(&out.stdout), "", "no findings for {}", file.display());
+    }
+}
+
+#[test]
+fn lint_warns_about_foot_guns_and_fails_on_them_only_when_strict() {
+    for file in fixtures("warnings") {
+        let field = expected_field(&file);
+        let path = file.to_str().expect("utf-8 path");
+        let out = ballast(&["lint", path]);
+        assert!(
+            out.status.success(),
+            "warnings alone pass: {}",
+            text(&out.stdout)
+        );
+        assert!(
+            text(&out.stdout).contains(&format!("warning: {field}:")),
+            "{}: expected a warning on {field}, got {}",
+            file.display(),
+            text(&out.stdout)
+        );
+        let strict = ballast(&["lint", "--strict", path]);
+        assert_eq!(strict.status.code(), Some(1));
+    }
+}
+
+#[test]
+fn lint_reads_directories_and_skips_other_kinds() {
+    let out = ballast(&["lint", "tests/fixtures/valid", "examples"]);
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    let summary = text(&out.stderr);
+    // with-other-kinds.yaml holds a Deployment that is not counted.
+    let valid = fixtures("valid").len();
+    assert!(
+        summary.contains(&format!("checked {} objects", valid + 4)),
+        "{summary}"
+    );
+}
+
+#[test]
+fn lint_reports_broken_yaml_with_the_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("broken.yaml");
+    fs::write(&file, "kind: [unclosed\n").expect("write");
+    let out = ballast(&["lint", file.to_str().expect("utf-8 path")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stdout).contains("broken.yaml"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+// ------------------------------------------------------------------ simulate
+
+struct Row {
+    fields: Vec<String>,
+}
+
+fn simulate_csv(
+    policy: &str,
+    series: &str,
+    initial: &str,
+    extra: &[&str],
+) -> (Vec<String>, Vec<Row>) {
+    let mut args = vec![
+        "simulate",
+        "--policy",
+        policy,
+        "--series",
+        series,
+        "--initial-replicas",
+        initial,
+        "--output",
+        "csv",
+    ];
+    args.extend_from_slice(extra);
+    let out = ballast(&args);
+    assert!(
+        out.status.success(),
+        "simulate failed: {}",
+        text(&out.stderr)
+    );
+    let body = text(&out.stdout);
+    let mut lines = body.lines();
+    let header: Vec<String> = lines
+        .next()
+        .expect("a header")
+        .split(',')
+        .map(String::from)
+        .collect();
+    let rows = lines
+        .map(|l| Row {
+            fields: l.split(',').map(String::from).collect(),
+        })
+        .collect();
+    (header, rows)
+}
+
+fn col(header: &[String], name: &str) -> usize {
+    header
+        .iter()
+        .position(|h| h == name)
+        .unwrap_or_else(|| panic!("no column {name} in {header:?}"))
+}
+
+fn num(row: &Row, i: usize) -> Option<f64> {
+    row.fields[i].parse().ok()
+}
+
+#[test]
+fn simulate_cache_example_follows_the_policy() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let svg = dir.path().join("cache.svg");
+    let (header, rows) = simulate_csv(
+        "examples/cache-eviction/policy.yaml",
+        "examples/cache-eviction/series.csv",
+        "2",
+        &["--plot", svg.to_str().expect("utf-8 path")],
+    );
+    assert_eq!(
+        header.join(","),
+        "time,evictions_raw,evictions_smoothed,recommended,replicas,reason"
+    );
+    let (t, raw, rec, rep, reason) = (
+        col(&header, "time"),
+        col(&header, "evictions_raw"),
+        col(&header, "recommended"),
+        col(&header, "replicas"),
+        col(&header, "reason"),
+    );
+    let mut previous = 2.0;
+    let mut peak_seen = false;
+    let mut last_high: Option<f64> = None;
+    let mut down_events: Vec<(f64, f64)> = vec![];
+    for row in &rows {
+        let time = num(row, t).expect("time");
+        let replicas = num(row, rep).expect("replicas");
+        assert!((2.0..=24.0).contains(&replicas), "bounds hold: {replicas}");
+        if num(row, raw).is_none() {
+            // A failed read holds the replicas and says why.
+            assert_eq!(replicas, previous, "held at {time}");
+            assert_eq!(row.fields[reason], "MetricsUnavailable");
+        }
+        if let Some(r) = num(row, rec)
+            && r >= previous
+        {
+            last_high = Some(time);
+        }
+        if replicas > 10.0 {
+            peak_seen = true;
+        }
+        if replicas < previous {
+            // Scale-down: only once the 300 s window passed since a recommendation
+            // that asked for at least the replicas then running.
+            let high = last_high.expect("scaled down without ever being high");
+            assert!(
+                time - high >= 300.0,
+                "scaled down at {time}, {}s after a high recommendation",
+                time - high
+            );
+            down_events.push((time, previous - replicas));
+        }
+        previous = replicas;
+    }
+    assert!(peak_seen, "the spike scales the cache up");
+    assert!(!down_events.is_empty(), "the recovery scales it down");
+    assert_eq!(previous, 2.0, "back to minReplicas at the end");
+    // The rate policy: at most 2 pods removed in any 60 s.
+    for (time, _) in &down_events {
+        let removed: f64 = down_events
+            .iter()
+            .filter(|(t2, _)| *t2 > time - 60.0 && t2 <= time)
+            .map(|(_, n)| n)
+            .sum();
+        assert!(
+            removed <= 2.0,
+            "removed {removed} within 60 s before {time}"
+        );
+    }
+    let svg = fs::read_to_string(&svg).expect("the plot is written");
+    assert!(svg.starts_with("<svg"), "an SVG document");
+    assert!(svg.contains("cache-eviction"), "titled with the policy");
+    assert!(svg.contains("replicas"), "replicas are labelled");
+    assert!(svg.contains("time (min)"), "the time axis is labelled");
+}
+
+#[test]
+fn simulate_node_pool_example_keeps_nodes_ahead_of_the_workload() {
+    let (header, rows) = simulate_csv(
+        "examples/node-pool/policy.yaml",
+        "examples/node-pool/series.csv",
+        "4",
+        &[],
+    );
+    assert_eq!(
+        header.join(","),
+        "time,requests_raw,requests_smoothed,recommended,replicas,nodes,reason"
+    );
+    let (t, rep, nodes) = (
+        col(&header, "time"),
+        col(&header, "replicas"),
+        col(&header, "nodes"),
+    );
+    let needed = |r: f64| ((r / 8.0).ceil() + 1.0).clamp(1.0, 8.0);
+    let mut previous_nodes = needed(4.0);
+    let mut previous_replicas = 4.0;
+    let mut shrink_times = vec![];
+    let mut grew = false;
+    for row in &rows {
+        let time = num(row, t).expect("time");
+        let r = num(row, rep).expect("replicas");
+        let n = num(row, nodes).expect("nodes");
+        assert!(n >= needed(r), "at {time}: {n} nodes for {r} replicas");
+        assert!(
+            n >= needed(previous_replicas),
+            "at {time}: nodes dropped below the running workload"
+        );
+        if n > previous_nodes {
+            grew = true;
+        }
+        if n < previous_nodes {
+            shrink_times.push(time);
+        }
+        previous_nodes = n;
+        previous_replicas = r;
+    }
+    assert!(grew, "the pool grows with the load");
+    assert!(!shrink_times.is_empty(), "the pool shrinks after the load");
+    assert_eq!(
+        previous_nodes,
+        needed(previous_replicas),
+        "back to what the workload needs"
+    );
+}
+
+#[test]
+fn simulate_queue_example_takes_the_larger_of_two_metrics() {
+    let (header, rows) = simulate_csv(
+        "examples/queue-lag/policy.yaml",
+        "examples/queue-lag/series.csv",
+        "2",
+        &[],
+    );
+    assert_eq!(
+        header.join(","),
+        "time,lag_raw,lag_smoothed,oldest-age_raw,oldest-age_smoothed,recommended,replicas,reason"
+    );
+    let rep = col(&header, "replicas");
+    let max = rows.iter().filter_map(|r| num(r, rep)).fold(0.0, f64::max);
+    assert!(max > 10.0 && max <= 30.0, "peak {max}");
+}
+
+#[test]
+fn simulate_writes_json() {
+    let out = ballast(&[
+        "simulate",
+        "--policy",
+        "examples/queue-lag/policy.yaml",
+        "--series",
+        "examples/queue-lag/series.csv",
+        "--initial-replicas",
+        "2",
+        "--output",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    let rows = rows.as_array().expect("an array");
+    assert_eq!(rows.len(), 81);
+    assert!(rows[0]["metrics"]["lag"]["raw"].is_number());
+    assert!(rows[0]["replicas"].is_u64());
+}
+
+fn simulate_error(policy: &str, csv: &str) -> String {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let series = dir.path().join("s.csv");
+    fs::write(&series, csv).expect("write");
+    let out = ballast(&[
+        "simulate",
+        "--policy",
+        policy,
+        "--series",
+        series.to_str().expect("utf-8 path"),
+        "--initial-replicas",
+        "2",
+    ]);
+    assert!(!out.status.success(), "should fail: {}", text(&out.stdout));
+    text(&out.stderr)
+}
+
+#[test]
+fn simulate_names_an_unknown_metric_column() {
+    let err = simulate_error(
+        "examples/cache-eviction/policy.yaml",
+        "time,evictions,misses\n0,1,2\n",
+    );
+    assert!(
+        err.contains("column \"misses\" is not a metric of the policy"),
+        "{err}"
+    );
+    let err = simulate_error("examples/queue-lag/policy.yaml", "time,lag\n0,1\n");
+    assert!(
+        err.contains("no column for the policy's metric \"oldest-age\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn simulate_names_the_line_of_a_bad_number_or_a_backwards_time() {
+    let err = simulate_error(
+        "examples/cache-eviction/policy.yaml",
+        "time,evictions\n0,1\n15,x1\n",
+    );
+    assert!(
+        err.contains("s.csv: line 3, column \"evictions\": \"x1\" is not a number"),
+        "{err}"
+    );
+    let err = simulate_error(
+        "examples/cache-eviction/policy.yaml",
+        "time,evictions\n30,1\n15,1\n",
+    );
+    assert!(
+        err.contains("line 3: time \"15\" is not after the previous row"),
+        "{err}"
+    );
+}
+
+#[test]
+fn simulate_refuses_a_policy_that_does_not_validate() {
+    let err = simulate_error(
+        "tests/fixtures/invalid/min-greater-than-max.yaml",
+        "time,evictions\n0,1\n",
+    );
+    assert!(err.contains("does not validate"), "{err}");
+    assert!(err.contains("spec.minReplicas"), "{err}");
+}
