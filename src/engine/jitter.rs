@@ -20,6 +20,11 @@ fn hash(uid: &str, tick: u64) -> u64 {
     mix(h ^ mix(tick))
 }
 
+/// A deterministic number uniform in [0, 1) for (`seed`, `n`).
+pub fn unit(seed: &str, n: u64) -> f64 {
+    (hash(seed, n) >> 11) as f64 / (1u64 << 53) as f64
+}
+
 /// Offset in milliseconds of tick `tick` of the policy `uid`, uniform in
 /// `[-jitter × interval, +jitter × interval]`. `jitter` is clamped to [0, 0.5].
 pub fn offset_millis(uid: &str, tick: u64, interval_millis: u64, jitter: f64) -> i64 {
@@ -28,10 +33,8 @@ pub fn offset_millis(uid: &str, tick: u64, interval_millis: u64, jitter: f64) ->
     } else {
         0.0
     };
-    // 53 random bits -> [0, 1).
-    let unit = (hash(uid, tick) >> 11) as f64 / (1u64 << 53) as f64;
     let spread = jitter * interval_millis as f64;
-    ((2.0 * unit - 1.0) * spread).round() as i64
+    ((2.0 * unit(uid, tick) - 1.0) * spread).round() as i64
 }
 
 /// When tick `tick` is due, counting from `start` (ms): `start + tick × interval + offset`.

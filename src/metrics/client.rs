@@ -1,10 +1,14 @@
-//! A Prometheus HTTP API client over `prometheus-http-query`, with a timeout and an
-//! optional CA bundle. Range queries are split into chunks Prometheus accepts
-//! (at most 11,000 points per series) and report progress.
+//! A Prometheus HTTP API client over `prometheus-http-query`, with a timeout, an
+//! optional CA bundle and credentials. Instant queries read the body with a size
+//! limit and decode it ourselves (`decode`); range queries are split into chunks
+//! Prometheus accepts (at most 11,000 points per series) and report progress.
 
 use std::time::Duration;
 
 use prometheus_http_query::response::Data;
+use reqwest::header::{AUTHORIZATION, HeaderValue};
+
+use super::decode::{DecodeError, Reading, decode_instant};
 
 /// Points per range-query request (Prometheus refuses more than 11,000).
 pub const MAX_POINTS_PER_REQUEST: i64 = 10_000;
@@ -20,7 +24,7 @@ pub enum QueryError {
     CaBundle(String),
     #[error("building the HTTP client: {0}")]
     HttpClient(String),
-    #[error("querying Prometheus at {address} for {query:?}: {source}")]
+    #[error("querying Prometheus at {address} for {query:?}: {source}{}", cause(source))]
     QueryPrometheus {
         address: String,
         query: String,
@@ -32,6 +36,14 @@ pub enum QueryError {
     TooManySeries { query: String, count: usize },
     #[error("query {query:?} returned a {kind} result; expected a vector or a matrix")]
     UnexpectedResult { query: String, kind: &'static str },
+    #[error("Prometheus at {address} answered HTTP {status}")]
+    HttpStatus { address: String, status: u16 },
+    #[error("Prometheus at {address} sent more than {limit} bytes; refused")]
+    BodyTooLarge { address: String, limit: u64 },
+    #[error("reading the answer of Prometheus at {address}: {message}")]
+    ReadBody { address: String, message: String },
+    #[error("Prometheus at {address}: {source}")]
+    Decode { address: String, source: DecodeError },
 }
 
 impl QueryError {
@@ -41,8 +53,28 @@ impl QueryError {
             QueryError::Address { .. } | QueryError::CaBundle(_) | QueryError::HttpClient(_) => {
                 "Configuration"
             }
-            QueryError::QueryPrometheus { .. } => "QueryPrometheus",
-            QueryError::TooManySeries { .. } => "TooManySeries",
+            QueryError::QueryPrometheus { source, .. } => match source {
+                prometheus_http_query::Error::Client(e) if e.inner().is_some_and(|r| r.is_timeout()) => {
+                    "Timeout"
+                }
+                prometheus_http_query::Error::Client(e) if e.inner().is_some_and(|r| r.is_connect()) => {
+                    "Connect"
+                }
+                _ => "QueryPrometheus",
+            },
+            QueryError::ReadBody { .. } => "ReadBody",
+            QueryError::HttpStatus { .. } => "HttpStatus",
+            QueryError::BodyTooLarge { .. } => "BodyTooLarge",
+            QueryError::TooManySeries { .. }
+            | QueryError::Decode {
+                source: DecodeError::TooManySeries(_),
+                ..
+            } => "TooManySeries",
+            QueryError::Decode {
+                source: DecodeError::Api { .. },
+                ..
+            } => "PrometheusError",
+            QueryError::Decode { .. } => "Decode",
             QueryError::UnexpectedResult { .. } => "UnexpectedResult",
         }
     }
@@ -53,6 +85,8 @@ impl QueryError {
 pub struct Prometheus {
     address: String,
     client: prometheus_http_query::Client,
+    /// `Authorization` header, marked sensitive so it is never logged.
+    auth: Option<HeaderValue>,
 }
 
 impl Prometheus {
@@ -89,11 +123,68 @@ impl Prometheus {
         Ok(Self {
             address: address.to_string(),
             client,
+            auth: None,
         })
+    }
+
+    /// Send `Authorization: <value>` with every query (bearer or basic).
+    pub fn with_authorization(mut self, mut value: HeaderValue) -> Self {
+        value.set_sensitive(true);
+        self.auth = Some(value);
+        self
     }
 
     pub fn address(&self) -> &str {
         &self.address
+    }
+
+    /// One instant query, reading at most `max_bytes` of the answer.
+    pub async fn query_instant(&self, query: &str, max_bytes: u64) -> Result<Reading, QueryError> {
+        let mut builder = self.client.query(query);
+        if let Some(auth) = &self.auth {
+            builder = builder.header(AUTHORIZATION, auth.clone());
+        }
+        let mut response = builder.get_raw().await.map_err(|source| QueryError::QueryPrometheus {
+            address: self.address.clone(),
+            query: query.to_string(),
+            source,
+        })?;
+        let status = response.status();
+        // Prometheus answers 400/422/503 with a JSON error body worth decoding.
+        let decodable = status.is_success() || matches!(status.as_u16(), 400 | 422 | 503);
+        if !decodable {
+            return Err(QueryError::HttpStatus {
+                address: self.address.clone(),
+                status: status.as_u16(),
+            });
+        }
+        let too_large = || QueryError::BodyTooLarge {
+            address: self.address.clone(),
+            limit: max_bytes,
+        };
+        if response.content_length().is_some_and(|n| n > max_bytes) {
+            return Err(too_large());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| QueryError::ReadBody {
+            address: self.address.clone(),
+            message: e.to_string(),
+        })? {
+            if body.len() as u64 + chunk.len() as u64 > max_bytes {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        match decode_instant(&body) {
+            Err(_) if !status.is_success() => Err(QueryError::HttpStatus {
+                address: self.address.clone(),
+                status: status.as_u16(),
+            }),
+            other => other.map_err(|source| QueryError::Decode {
+                address: self.address.clone(),
+                source,
+            }),
+        }
     }
 
     /// Samples `(unix ms, value)` of `query` over `[start, end]` (Unix seconds) every
@@ -158,4 +249,16 @@ impl Prometheus {
         }
         Ok(out)
     }
+}
+
+/// The transport cause under a client error ("connection refused", "timed out"),
+/// which `prometheus-http-query` keeps as the error's source.
+fn cause(e: &prometheus_http_query::Error) -> String {
+    let mut out = String::new();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        out = format!(": {s}");
+        source = s.source();
+    }
+    out
 }

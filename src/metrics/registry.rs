@@ -1,0 +1,292 @@
+//! The metrics sources the operator may query: one client per `ClusterMetricsSource`
+//! (built from the watched object and the Secrets it names, shared by every policy
+//! that uses it), plus an optional default source from an operator flag. Each source
+//! has one breaker (backoff + circuit), so a failing endpoint is not hammered however
+//! many policies use it. `allowedNamespaces` is enforced here.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine as _;
+use k8s_openapi::api::core::v1::Secret;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Api, Client};
+use reqwest::header::HeaderValue;
+
+use super::breaker::{Admission, Breaker, CircuitState};
+use super::client::{Prometheus, QueryError};
+use super::decode::Reading;
+use crate::api::{ClusterMetricsSource, SourceAuth};
+
+/// Name under which the flag-configured default source is known.
+pub const DEFAULT_SOURCE: &str = "default";
+/// Rebuild a source's client this often, so rotated Secrets are picked up.
+const REFRESH: Duration = Duration::from_secs(300);
+
+/// Settings shared by all sources.
+#[derive(Clone, Debug)]
+pub struct SourceDefaults {
+    pub timeout: Duration,
+    pub max_response_bytes: u64,
+    pub failure_threshold: u32,
+    pub open_duration: Duration,
+    pub backoff_base: Duration,
+    pub backoff_cap: Duration,
+}
+
+impl Default for SourceDefaults {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(5),
+            max_response_bytes: 1024 * 1024,
+            failure_threshold: 5,
+            open_duration: Duration::from_secs(30),
+            backoff_base: Duration::from_millis(500),
+            backoff_cap: Duration::from_secs(30),
+        }
+    }
+}
+
+/// One usable source.
+pub struct SourceHandle {
+    pub name: String,
+    generation: Option<i64>,
+    built_at: std::time::Instant,
+    client: Prometheus,
+    allowed: Vec<String>,
+    max_bytes: u64,
+    breaker: Arc<Mutex<Breaker>>,
+}
+
+/// What a query against a source gave.
+#[derive(Debug)]
+pub enum Outcome {
+    Reading(Reading),
+    Failed { error: QueryError, opened_circuit: bool },
+    /// Not sent: the source is backing off or its circuit is open.
+    Skipped(Admission),
+}
+
+impl SourceHandle {
+    pub fn allows(&self, namespace: &str) -> bool {
+        self.allowed.iter().any(|n| n == "*" || n == namespace)
+    }
+
+    pub fn address(&self) -> &str {
+        self.client.address()
+    }
+
+    pub fn circuit(&self) -> CircuitState {
+        self.breaker.lock().map(|b| b.state()).unwrap_or(CircuitState::Closed)
+    }
+
+    /// Run `query` through the breaker. `now` is Unix ms.
+    pub async fn query(&self, query: &str, now: i64) -> Outcome {
+        let admission = match self.breaker.lock() {
+            Ok(mut b) => b.admit(now),
+            Err(_) => Admission::Allowed,
+        };
+        if admission != Admission::Allowed {
+            return Outcome::Skipped(admission);
+        }
+        let result = self.client.query_instant(query, self.max_bytes).await;
+        let mut breaker = match self.breaker.lock() {
+            Ok(b) => b,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        match result {
+            Ok(reading) => {
+                breaker.success();
+                Outcome::Reading(reading)
+            }
+            Err(error) => {
+                let opened_circuit = breaker.failure(now);
+                Outcome::Failed {
+                    error,
+                    opened_circuit,
+                }
+            }
+        }
+    }
+}
+
+/// Why a policy's metric has no source to ask.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LookupError {
+    #[error("metrics source {0:?} does not exist")]
+    NotFound(String),
+    #[error("no source is named and the operator has no default source (--prometheus-url)")]
+    NoDefault,
+    #[error("metrics source {name:?} does not allow namespace {namespace:?} (spec.allowedNamespaces)")]
+    NotAllowed { name: String, namespace: String },
+    #[error("metrics source {name:?} is not usable: {message}")]
+    Broken { name: String, message: String },
+}
+
+impl LookupError {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            LookupError::NotFound(_) | LookupError::NoDefault => "SourceNotFound",
+            LookupError::NotAllowed { .. } => "SourceNotAllowed",
+            LookupError::Broken { .. } => "SourceInvalid",
+        }
+    }
+}
+
+pub struct Registry {
+    client: Client,
+    store: Store<ClusterMetricsSource>,
+    defaults: SourceDefaults,
+    default: Option<Arc<SourceHandle>>,
+    cache: Mutex<HashMap<String, Arc<SourceHandle>>>,
+}
+
+impl Registry {
+    pub fn new(
+        client: Client,
+        store: Store<ClusterMetricsSource>,
+        defaults: SourceDefaults,
+        default_url: Option<&str>,
+    ) -> Result<Self, QueryError> {
+        let default = match default_url {
+            Some(url) => Some(Arc::new(SourceHandle {
+                name: DEFAULT_SOURCE.into(),
+                generation: None,
+                built_at: std::time::Instant::now(),
+                client: Prometheus::new(url, None, defaults.timeout)?,
+                allowed: vec!["*".into()],
+                max_bytes: defaults.max_response_bytes,
+                breaker: Arc::new(Mutex::new(breaker_for(DEFAULT_SOURCE, &defaults, None))),
+            })),
+            None => None,
+        };
+        Ok(Self {
+            client,
+            store,
+            defaults,
+            default,
+            cache: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Every source currently known, for the circuit-state metric.
+    pub fn handles(&self) -> Vec<Arc<SourceHandle>> {
+        let mut all: Vec<Arc<SourceHandle>> = self
+            .cache
+            .lock()
+            .map(|c| c.values().cloned().collect())
+            .unwrap_or_default();
+        all.extend(self.default.clone());
+        all
+    }
+
+    /// The source a metric of a policy in `namespace` uses.
+    pub async fn resolve(&self, name: Option<&str>, namespace: &str) -> Result<Arc<SourceHandle>, LookupError> {
+        let Some(name) = name else {
+            return self.default.clone().ok_or(LookupError::NoDefault);
+        };
+        let Some(object) = self.store.get(&ObjectRef::new(name)) else {
+            return Err(LookupError::NotFound(name.into()));
+        };
+        let generation = object.metadata.generation;
+        let cached = self.cache.lock().ok().and_then(|c| c.get(name).cloned());
+        let handle = match cached {
+            Some(h) if h.generation == generation && h.built_at.elapsed() < REFRESH => h,
+            previous => {
+                let breaker = previous.map(|p| p.breaker.clone());
+                let handle = Arc::new(self.build(name, &object, breaker).await?);
+                if let Ok(mut cache) = self.cache.lock() {
+                    cache.insert(name.to_string(), handle.clone());
+                }
+                handle
+            }
+        };
+        if !handle.allows(namespace) {
+            return Err(LookupError::NotAllowed {
+                name: name.into(),
+                namespace: namespace.into(),
+            });
+        }
+        Ok(handle)
+    }
+
+    async fn build(
+        &self,
+        name: &str,
+        object: &ClusterMetricsSource,
+        breaker: Option<Arc<Mutex<Breaker>>>,
+    ) -> Result<SourceHandle, LookupError> {
+        let spec = &object.spec;
+        let broken = |message: String| LookupError::Broken {
+            name: name.into(),
+            message,
+        };
+        let mut client = Prometheus::new(&spec.address, spec.ca_bundle.as_deref(), spec.timeout.to_std())
+            .map_err(|e| broken(e.to_string()))?;
+        if let Some(auth) = &spec.auth {
+            let header = self.authorization(auth).await.map_err(broken)?;
+            client = client.with_authorization(header);
+        }
+        let breaker = breaker.unwrap_or_else(|| Arc::new(Mutex::new(breaker_for(name, &self.defaults, Some(object)))));
+        Ok(SourceHandle {
+            name: name.into(),
+            generation: object.metadata.generation,
+            built_at: std::time::Instant::now(),
+            client,
+            allowed: spec.allowed_namespaces.clone(),
+            max_bytes: spec.max_response_bytes,
+            breaker,
+        })
+    }
+
+    /// The `Authorization` header from the Secret(s) the source names. Errors name
+    /// the Secret and key, never their content.
+    async fn authorization(&self, auth: &SourceAuth) -> Result<HeaderValue, String> {
+        let value = if let Some(token) = &auth.bearer_token {
+            let t = self.secret_value(&token.namespace, &token.name, &token.key).await?;
+            format!("Bearer {}", t.trim())
+        } else if let Some(basic) = &auth.basic {
+            let user = self.secret_value(&basic.namespace, &basic.name, &basic.username_key).await?;
+            let pass = self.secret_value(&basic.namespace, &basic.name, &basic.password_key).await?;
+            let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+            format!("Basic {encoded}")
+        } else {
+            return Err("spec.auth names neither bearerToken nor basic".into());
+        };
+        HeaderValue::from_str(&value).map_err(|_| "the credential contains characters not allowed in an HTTP header".into())
+    }
+
+    async fn secret_value(&self, namespace: &str, name: &str, key: &str) -> Result<String, String> {
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+        let secret = api
+            .get(name)
+            .await
+            .map_err(|e| format!("reading Secret {namespace}/{name}: {}", short_kube_error(&e)))?;
+        let bytes = secret
+            .data
+            .as_ref()
+            .and_then(|d| d.get(key))
+            .ok_or_else(|| format!("Secret {namespace}/{name} has no key {key:?}"))?;
+        String::from_utf8(bytes.0.clone()).map_err(|_| format!("Secret {namespace}/{name} key {key:?} is not UTF-8"))
+    }
+}
+
+fn breaker_for(name: &str, d: &SourceDefaults, object: Option<&ClusterMetricsSource>) -> Breaker {
+    let cb = object.and_then(|o| o.spec.circuit_breaker.as_ref());
+    Breaker::new(
+        name,
+        cb.map_or(d.failure_threshold, |c| c.failure_threshold),
+        cb.map_or(d.open_duration, |c| c.open_duration.to_std()).as_millis() as i64,
+        d.backoff_base.as_millis() as i64,
+        d.backoff_cap.as_millis() as i64,
+    )
+}
+
+/// A kube error without response bodies (which could echo request content).
+pub fn short_kube_error(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(status) => format!("{} ({})", status.reason, status.code),
+        other => other.to_string(),
+    }
+}
