@@ -30,7 +30,7 @@ cache_key() {
 
 # Pinned versions, read from the wrapper modules' go.mod files.
 pin_of() { # module-dir module-path
-	awk -v m="$2" '$1 == m && $2 ~ /^v/ { print $2; exit }' "$1/go.mod"
+	awk -v m="$2" '$1 == "require" { $1 = ""; $0 = $0 } $1 == m && $2 ~ /^v/ { print $2; exit }' "$1/go.mod"
 }
 
 E2E_KEY=$(cache_key)
