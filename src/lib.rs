@@ -7,5 +7,8 @@
 
 pub mod api;
 pub mod cli;
+pub mod controller;
 pub mod engine;
 pub mod metrics;
+pub mod scale;
+pub mod telemetry;

@@ -4,6 +4,7 @@
 pub mod crd;
 pub mod lint;
 pub mod plot;
+pub mod run;
 pub mod series;
 pub mod simulate;
 
@@ -20,12 +21,24 @@ pub struct Cli {
     #[arg(long, global = true, env = "BALLAST_LOG", default_value = "warn")]
     pub log: String,
 
+    /// Log format: `text` for people, `json` for log pipelines.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "BALLAST_LOG_FORMAT",
+        default_value = "text"
+    )]
+    pub log_format: crate::telemetry::LogFormat,
+
     #[command(subcommand)]
     pub command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the operator.
+    Run(run::RunArgs),
     /// Print the CustomResourceDefinitions as YAML (what `crds/` holds).
     Crd(CrdArgs),
     /// Check policy files offline: the CRD's rules, PromQL syntax, foot-guns.
@@ -107,8 +120,9 @@ pub struct SimulateArgs {
 
 /// Run a parsed command line. Errors are printed here, with their causes.
 pub fn run(cli: Cli) -> ExitCode {
-    init_logging(&cli.log);
+    init_logging(&cli.log, cli.log_format);
     let result = match cli.command {
+        Command::Run(args) => run::run(&args),
         Command::Crd(args) => crd::run(&args),
         Command::Lint(args) => lint::run(&args),
         Command::Simulate(args) => simulate::run(&args),
@@ -122,12 +136,15 @@ pub fn run(cli: Cli) -> ExitCode {
     }
 }
 
-fn init_logging(filter: &str) {
+fn init_logging(filter: &str, format: crate::telemetry::LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     // stderr, so that `ballast crd` and `simulate --output csv` print clean stdout.
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        crate::telemetry::LogFormat::Json => builder.json().try_init(),
+        crate::telemetry::LogFormat::Text => builder.try_init(),
+    };
 }

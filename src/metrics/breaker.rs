@@ -27,7 +27,9 @@ impl CircuitState {
 pub enum Admission {
     Allowed,
     /// Backing off after a failure until this time.
-    BackingOff { until: i64 },
+    BackingOff {
+        until: i64,
+    },
     /// The circuit is open (or its one probe is in flight).
     CircuitOpen,
 }
@@ -49,7 +51,13 @@ pub struct Breaker {
 impl Breaker {
     /// `threshold` consecutive failures open the circuit for `open_millis`; after each
     /// failure, queries wait a random time in [0, min(cap, base × 2^(failures-1))].
-    pub fn new(name: &str, threshold: u32, open_millis: i64, backoff_base_millis: i64, backoff_cap_millis: i64) -> Self {
+    pub fn new(
+        name: &str,
+        threshold: u32,
+        open_millis: i64,
+        backoff_base_millis: i64,
+        backoff_cap_millis: i64,
+    ) -> Self {
         Self {
             name: name.to_string(),
             threshold: threshold.max(1),
@@ -112,7 +120,10 @@ impl Breaker {
             .min(self.backoff_cap_millis)
             .max(0);
         // Full jitter: uniform in [0, ceiling].
-        let draw = jitter::unit(&self.name, u64::from(self.failures) ^ (now as u64).rotate_left(17));
+        let draw = jitter::unit(
+            &self.name,
+            u64::from(self.failures) ^ (now as u64).rotate_left(17),
+        );
         self.retry_at = now + (draw * ceiling as f64) as i64;
         match self.state {
             CircuitState::HalfOpen => {
@@ -148,7 +159,11 @@ mod tests {
         assert_eq!(b.admit(10_000), Admission::CircuitOpen);
         assert_eq!(b.admit(30_002), Admission::Allowed, "one probe after 30 s");
         assert_eq!(b.state(), CircuitState::HalfOpen);
-        assert_eq!(b.admit(30_003), Admission::CircuitOpen, "only one probe at a time");
+        assert_eq!(
+            b.admit(30_003),
+            Admission::CircuitOpen,
+            "only one probe at a time"
+        );
         b.success();
         assert_eq!(b.state(), CircuitState::Closed);
         assert_eq!(b.admit(30_004), Admission::Allowed);

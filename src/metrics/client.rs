@@ -24,7 +24,10 @@ pub enum QueryError {
     CaBundle(String),
     #[error("building the HTTP client: {0}")]
     HttpClient(String),
-    #[error("querying Prometheus at {address} for {query:?}: {source}{}", cause(source))]
+    #[error(
+        "querying Prometheus at {address} for {query:?}: {source}{}",
+        cause(source)
+    )]
     QueryPrometheus {
         address: String,
         query: String,
@@ -43,7 +46,10 @@ pub enum QueryError {
     #[error("reading the answer of Prometheus at {address}: {message}")]
     ReadBody { address: String, message: String },
     #[error("Prometheus at {address}: {source}")]
-    Decode { address: String, source: DecodeError },
+    Decode {
+        address: String,
+        source: DecodeError,
+    },
 }
 
 impl QueryError {
@@ -54,10 +60,14 @@ impl QueryError {
                 "Configuration"
             }
             QueryError::QueryPrometheus { source, .. } => match source {
-                prometheus_http_query::Error::Client(e) if e.inner().is_some_and(|r| r.is_timeout()) => {
+                prometheus_http_query::Error::Client(e)
+                    if e.inner().is_some_and(|r| r.is_timeout()) =>
+                {
                     "Timeout"
                 }
-                prometheus_http_query::Error::Client(e) if e.inner().is_some_and(|r| r.is_connect()) => {
+                prometheus_http_query::Error::Client(e)
+                    if e.inner().is_some_and(|r| r.is_connect()) =>
+                {
                     "Connect"
                 }
                 _ => "QueryPrometheus",
@@ -144,11 +154,15 @@ impl Prometheus {
         if let Some(auth) = &self.auth {
             builder = builder.header(AUTHORIZATION, auth.clone());
         }
-        let mut response = builder.get_raw().await.map_err(|source| QueryError::QueryPrometheus {
-            address: self.address.clone(),
-            query: query.to_string(),
-            source,
-        })?;
+        let mut response =
+            builder
+                .get_raw()
+                .await
+                .map_err(|source| QueryError::QueryPrometheus {
+                    address: self.address.clone(),
+                    query: query.to_string(),
+                    source,
+                })?;
         let status = response.status();
         // Prometheus answers 400/422/503 with a JSON error body worth decoding.
         let decodable = status.is_success() || matches!(status.as_u16(), 400 | 422 | 503);

@@ -37,7 +37,9 @@ pub enum DecodeError {
     Malformed(String),
     #[error("Prometheus answered with an error ({kind}): {message}")]
     Api { kind: String, message: String },
-    #[error("the query returned {0} series; a policy metric must return exactly one (aggregate it, e.g. sum(...))")]
+    #[error(
+        "the query returned {0} series; a policy metric must return exactly one (aggregate it, e.g. sum(...))"
+    )]
     TooManySeries(usize),
     #[error("the query returned a {0} result; expected a vector or a scalar")]
     UnexpectedType(String),
@@ -70,8 +72,8 @@ struct Series {
 
 /// Decode an instant-query response body.
 pub fn decode_instant(body: &[u8]) -> Result<Reading, DecodeError> {
-    let envelope: Envelope =
-        serde_json::from_slice(body).map_err(|e| DecodeError::Malformed(truncate(&e.to_string())))?;
+    let envelope: Envelope = serde_json::from_slice(body)
+        .map_err(|e| DecodeError::Malformed(truncate(&e.to_string())))?;
     if envelope.status != "success" {
         return Err(DecodeError::Api {
             kind: envelope.error_type.unwrap_or_else(|| "unknown".into()),
@@ -87,9 +89,11 @@ pub fn decode_instant(body: &[u8]) -> Result<Reading, DecodeError> {
                 .map_err(|e| DecodeError::Malformed(truncate(&e.to_string())))?;
             match series.len() {
                 0 => return Ok(Reading::NoData(NoData::EmptyResult)),
-                1 => series.into_iter().next().map(|s| s.value).ok_or_else(|| {
-                    DecodeError::Malformed("vector result vanished".into())
-                })?,
+                1 => series
+                    .into_iter()
+                    .next()
+                    .map(|s| s.value)
+                    .ok_or_else(|| DecodeError::Malformed("vector result vanished".into()))?,
                 n => return Err(DecodeError::TooManySeries(n)),
             }
         }
@@ -151,13 +155,19 @@ mod tests {
     fn one_series_is_a_value_with_its_time() {
         assert_eq!(
             decode_instant(vector(&["42.5"]).as_bytes()),
-            Ok(Reading::Value { value: 42.5, time: 1_700_000_000_500 })
+            Ok(Reading::Value {
+                value: 42.5,
+                time: 1_700_000_000_500
+            })
         );
     }
 
     #[test]
     fn no_series_is_no_data_never_zero() {
-        assert_eq!(decode_instant(vector(&[]).as_bytes()), Ok(Reading::NoData(NoData::EmptyResult)));
+        assert_eq!(
+            decode_instant(vector(&[]).as_bytes()),
+            Ok(Reading::NoData(NoData::EmptyResult))
+        );
     }
 
     #[test]
@@ -170,32 +180,57 @@ mod tests {
     #[test]
     fn nan_and_inf_are_no_data() {
         for v in ["NaN", "+Inf", "-Inf"] {
-            assert_eq!(decode_instant(vector(&[v]).as_bytes()), Ok(Reading::NoData(NoData::NotFinite)));
+            assert_eq!(
+                decode_instant(vector(&[v]).as_bytes()),
+                Ok(Reading::NoData(NoData::NotFinite))
+            );
         }
     }
 
     #[test]
     fn scalars_are_accepted() {
-        let body = r#"{"status":"success","data":{"resultType":"scalar","result":[1700000000,"7"]}}"#;
+        let body =
+            r#"{"status":"success","data":{"resultType":"scalar","result":[1700000000,"7"]}}"#;
         assert_eq!(
             decode_instant(body.as_bytes()),
-            Ok(Reading::Value { value: 7.0, time: 1_700_000_000_000 })
+            Ok(Reading::Value {
+                value: 7.0,
+                time: 1_700_000_000_000
+            })
         );
     }
 
     #[test]
     fn other_result_types_and_garbage_are_errors() {
         let matrix = r#"{"status":"success","data":{"resultType":"matrix","result":[]}}"#;
-        assert_eq!(decode_instant(matrix.as_bytes()), Err(DecodeError::UnexpectedType("matrix".into())));
+        assert_eq!(
+            decode_instant(matrix.as_bytes()),
+            Err(DecodeError::UnexpectedType("matrix".into()))
+        );
         let string = r#"{"status":"success","data":{"resultType":"string","result":[1,"x"]}}"#;
-        assert!(matches!(decode_instant(string.as_bytes()), Err(DecodeError::UnexpectedType(_))));
-        assert!(matches!(decode_instant(b"{\"status\":\"succ"), Err(DecodeError::Malformed(_))));
-        assert!(matches!(decode_instant(b"<html>502</html>"), Err(DecodeError::Malformed(_))));
+        assert!(matches!(
+            decode_instant(string.as_bytes()),
+            Err(DecodeError::UnexpectedType(_))
+        ));
+        assert!(matches!(
+            decode_instant(b"{\"status\":\"succ"),
+            Err(DecodeError::Malformed(_))
+        ));
+        assert!(matches!(
+            decode_instant(b"<html>502</html>"),
+            Err(DecodeError::Malformed(_))
+        ));
         let error = r#"{"status":"error","errorType":"bad_data","error":"parse error"}"#;
         assert_eq!(
             decode_instant(error.as_bytes()),
-            Err(DecodeError::Api { kind: "bad_data".into(), message: "parse error".into() })
+            Err(DecodeError::Api {
+                kind: "bad_data".into(),
+                message: "parse error".into()
+            })
         );
-        assert!(matches!(decode_instant(vector(&["abc"]).as_bytes()), Err(DecodeError::BadSample(_))));
+        assert!(matches!(
+            decode_instant(vector(&["abc"]).as_bytes()),
+            Err(DecodeError::BadSample(_))
+        ));
     }
 }

@@ -63,7 +63,10 @@ pub struct SourceHandle {
 #[derive(Debug)]
 pub enum Outcome {
     Reading(Reading),
-    Failed { error: QueryError, opened_circuit: bool },
+    Failed {
+        error: QueryError,
+        opened_circuit: bool,
+    },
     /// Not sent: the source is backing off or its circuit is open.
     Skipped(Admission),
 }
@@ -78,7 +81,10 @@ impl SourceHandle {
     }
 
     pub fn circuit(&self) -> CircuitState {
-        self.breaker.lock().map(|b| b.state()).unwrap_or(CircuitState::Closed)
+        self.breaker
+            .lock()
+            .map(|b| b.state())
+            .unwrap_or(CircuitState::Closed)
     }
 
     /// Run `query` through the breaker. `now` is Unix ms.
@@ -118,7 +124,9 @@ pub enum LookupError {
     NotFound(String),
     #[error("no source is named and the operator has no default source (--prometheus-url)")]
     NoDefault,
-    #[error("metrics source {name:?} does not allow namespace {namespace:?} (spec.allowedNamespaces)")]
+    #[error(
+        "metrics source {name:?} does not allow namespace {namespace:?} (spec.allowedNamespaces)"
+    )]
     NotAllowed { name: String, namespace: String },
     #[error("metrics source {name:?} is not usable: {message}")]
     Broken { name: String, message: String },
@@ -182,7 +190,11 @@ impl Registry {
     }
 
     /// The source a metric of a policy in `namespace` uses.
-    pub async fn resolve(&self, name: Option<&str>, namespace: &str) -> Result<Arc<SourceHandle>, LookupError> {
+    pub async fn resolve(
+        &self,
+        name: Option<&str>,
+        namespace: &str,
+    ) -> Result<Arc<SourceHandle>, LookupError> {
         let Some(name) = name else {
             return self.default.clone().ok_or(LookupError::NoDefault);
         };
@@ -222,13 +234,19 @@ impl Registry {
             name: name.into(),
             message,
         };
-        let mut client = Prometheus::new(&spec.address, spec.ca_bundle.as_deref(), spec.timeout.to_std())
-            .map_err(|e| broken(e.to_string()))?;
+        let mut client = Prometheus::new(
+            &spec.address,
+            spec.ca_bundle.as_deref(),
+            spec.timeout.to_std(),
+        )
+        .map_err(|e| broken(e.to_string()))?;
         if let Some(auth) = &spec.auth {
             let header = self.authorization(auth).await.map_err(broken)?;
             client = client.with_authorization(header);
         }
-        let breaker = breaker.unwrap_or_else(|| Arc::new(Mutex::new(breaker_for(name, &self.defaults, Some(object)))));
+        let breaker = breaker.unwrap_or_else(|| {
+            Arc::new(Mutex::new(breaker_for(name, &self.defaults, Some(object))))
+        });
         Ok(SourceHandle {
             name: name.into(),
             generation: object.metadata.generation,
@@ -244,31 +262,42 @@ impl Registry {
     /// the Secret and key, never their content.
     async fn authorization(&self, auth: &SourceAuth) -> Result<HeaderValue, String> {
         let value = if let Some(token) = &auth.bearer_token {
-            let t = self.secret_value(&token.namespace, &token.name, &token.key).await?;
+            let t = self
+                .secret_value(&token.namespace, &token.name, &token.key)
+                .await?;
             format!("Bearer {}", t.trim())
         } else if let Some(basic) = &auth.basic {
-            let user = self.secret_value(&basic.namespace, &basic.name, &basic.username_key).await?;
-            let pass = self.secret_value(&basic.namespace, &basic.name, &basic.password_key).await?;
-            let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+            let user = self
+                .secret_value(&basic.namespace, &basic.name, &basic.username_key)
+                .await?;
+            let pass = self
+                .secret_value(&basic.namespace, &basic.name, &basic.password_key)
+                .await?;
+            let encoded =
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
             format!("Basic {encoded}")
         } else {
             return Err("spec.auth names neither bearerToken nor basic".into());
         };
-        HeaderValue::from_str(&value).map_err(|_| "the credential contains characters not allowed in an HTTP header".into())
+        HeaderValue::from_str(&value)
+            .map_err(|_| "the credential contains characters not allowed in an HTTP header".into())
     }
 
     async fn secret_value(&self, namespace: &str, name: &str, key: &str) -> Result<String, String> {
         let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
-        let secret = api
-            .get(name)
-            .await
-            .map_err(|e| format!("reading Secret {namespace}/{name}: {}", short_kube_error(&e)))?;
+        let secret = api.get(name).await.map_err(|e| {
+            format!(
+                "reading Secret {namespace}/{name}: {}",
+                short_kube_error(&e)
+            )
+        })?;
         let bytes = secret
             .data
             .as_ref()
             .and_then(|d| d.get(key))
             .ok_or_else(|| format!("Secret {namespace}/{name} has no key {key:?}"))?;
-        String::from_utf8(bytes.0.clone()).map_err(|_| format!("Secret {namespace}/{name} key {key:?} is not UTF-8"))
+        String::from_utf8(bytes.0.clone())
+            .map_err(|_| format!("Secret {namespace}/{name} key {key:?} is not UTF-8"))
     }
 }
 
@@ -277,7 +306,8 @@ fn breaker_for(name: &str, d: &SourceDefaults, object: Option<&ClusterMetricsSou
     Breaker::new(
         name,
         cb.map_or(d.failure_threshold, |c| c.failure_threshold),
-        cb.map_or(d.open_duration, |c| c.open_duration.to_std()).as_millis() as i64,
+        cb.map_or(d.open_duration, |c| c.open_duration.to_std())
+            .as_millis() as i64,
         d.backoff_base.as_millis() as i64,
         d.backoff_cap.as_millis() as i64,
     )

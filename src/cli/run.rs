@@ -1,0 +1,131 @@
+//! `ballast run`: the operator. Connects to the cluster, serves the admin endpoint,
+//! and runs the controller until SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context as _, anyhow};
+use clap::Args;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+
+use crate::api::Duration;
+use crate::controller::{self, Config};
+use crate::metrics::registry::SourceDefaults;
+use crate::telemetry::Metrics;
+use crate::telemetry::server::{self, Health, Limits};
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Kubeconfig to use (default: in-cluster config, then $KUBECONFIG / ~/.kube/config).
+    #[arg(long, env = "KUBECONFIG", value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Context in the kubeconfig.
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+    /// Default metrics source for metrics that name no ClusterMetricsSource.
+    #[arg(long, env = "BALLAST_PROMETHEUS_URL", value_name = "URL")]
+    pub prometheus_url: Option<String>,
+    /// Address of the admin server (/metrics, /healthz, /readyz).
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    pub admin_addr: SocketAddr,
+    /// Policies evaluated at the same time, at most.
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: u16,
+    /// This replica's identity in the Lease and Events (default: $POD_NAME, else the host name and PID).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+    /// Namespace of the leader Lease (default: $POD_NAMESPACE, else `ballast-system`).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "ballast-system")]
+    pub lease_namespace: String,
+    /// How long a leader's lease lasts without renewal; a standby takes over after it.
+    #[arg(long, default_value = "15s")]
+    pub lease_duration: Duration,
+    /// The leader renews this long before its lease expires.
+    #[arg(long, default_value = "5s")]
+    pub lease_grace: Duration,
+    /// Timeout of one metric query (sources may set their own).
+    #[arg(long, default_value = "5s")]
+    pub query_timeout: Duration,
+    /// Largest metric response accepted, in bytes, for the default source.
+    #[arg(long, default_value_t = 1024 * 1024)]
+    pub max_response_bytes: u64,
+    /// How long to wait at start for the CRDs to be established.
+    #[arg(long, default_value = "60s")]
+    pub crd_wait: Duration,
+}
+
+fn identity(args: &RunArgs) -> String {
+    args.identity.clone().unwrap_or_else(|| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "ballast".into());
+        format!("{host}-{}", std::process::id())
+    })
+}
+
+async fn client(args: &RunArgs) -> anyhow::Result<kube::Client> {
+    let config = match &args.kubeconfig {
+        Some(path) => {
+            let kubeconfig = Kubeconfig::read_from(path)
+                .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(
+                kubeconfig,
+                &KubeConfigOptions {
+                    context: args.context.clone(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .with_context(|| format!("loading kubeconfig {}", path.display()))?
+        }
+        None => kube::Config::infer()
+            .await
+            .context("finding a cluster (in-cluster config or kubeconfig)")?,
+    };
+    kube::Client::try_from(config).context("building the Kubernetes client")
+}
+
+pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
+    crate::metrics::tls::install_crypto_provider();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let client = client(args).await?;
+        let metrics = Arc::new(Metrics::new());
+        let health = Arc::new(Health::default());
+        let limits = Limits::default();
+        let listener = tokio::net::TcpListener::bind(args.admin_addr)
+            .await
+            .with_context(|| format!("binding the admin server to {}", args.admin_addr))?;
+        tracing::info!(addr = %args.admin_addr, "admin server listening");
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let router = server::router(metrics.clone(), health.clone(), &limits);
+        let admin = tokio::spawn(server::serve(listener, router, limits, async {
+            let _ = stop_rx.await;
+        }));
+        let config = Config {
+            concurrency: args.concurrency.max(1),
+            identity: identity(args),
+            lease_namespace: args.lease_namespace.clone(),
+            lease_duration: args.lease_duration.to_std(),
+            lease_grace: args.lease_grace.to_std(),
+            prometheus_url: args.prometheus_url.clone(),
+            sources: SourceDefaults {
+                timeout: args.query_timeout.to_std(),
+                max_response_bytes: args.max_response_bytes,
+                ..SourceDefaults::default()
+            },
+            crd_wait: args.crd_wait.to_std(),
+        };
+        tracing::info!(identity = %config.identity, "starting");
+        let result = controller::run(client, config, metrics, health).await;
+        let _ = stop_tx.send(());
+        let _ = admin.await;
+        result.map_err(|e| anyhow!(e))
+    })?;
+    Ok(ExitCode::SUCCESS)
+}

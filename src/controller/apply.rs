@@ -1,0 +1,128 @@
+//! Step 3, **apply**: write the decision — only when a number changes, only as the
+//! leader, never while `paused` or under `dryRun` — with the node pool and the
+//! workload ordered as the engine says (nodes up first, down last).
+
+use tracing::{info, warn};
+
+use super::Context;
+use super::report::Applied;
+use crate::api::CustomScalingPolicy;
+use crate::engine::{Decision, NodeDecision, Order};
+use crate::telemetry::ReasonLabels;
+
+pub async fn apply(
+    ctx: &Context,
+    policy: &CustomScalingPolicy,
+    namespace: &str,
+    current: u32,
+    decision: &Decision,
+    leader: bool,
+) -> Applied {
+    let spec = &policy.spec;
+    let mut applied = Applied::default();
+    let node_change = decision
+        .nodes
+        .as_ref()
+        .filter(|n| n.current != Some(n.desired) && n.order != Order::Unchanged);
+    let workload_change = decision.desired_replicas != current;
+    if !workload_change && node_change.is_none() {
+        return applied;
+    }
+    let skip = if spec.paused {
+        Some("paused")
+    } else if spec.dry_run {
+        Some("dry_run")
+    } else if !leader {
+        Some("not_leader")
+    } else {
+        None
+    };
+    if let Some(reason) = skip {
+        ctx.metrics
+            .writes_skipped
+            .get_or_create(&ReasonLabels {
+                reason: reason.into(),
+            })
+            .inc();
+        applied.skipped = Some(reason);
+        return applied;
+    }
+
+    let nodes_first = node_change.is_some_and(|n| n.order == Order::NodesFirst);
+    if nodes_first {
+        write_nodes(ctx, policy, namespace, node_change, &mut applied).await;
+        if applied.failure.is_some() {
+            // Never grow the workload into nodes that could not be asked for.
+            return applied;
+        }
+    }
+    if workload_change {
+        match ctx
+            .scaler
+            .write(namespace, &spec.target_ref, None, decision.desired_replicas)
+            .await
+        {
+            Ok(()) => {
+                info!(
+                    from = current,
+                    to = decision.desired_replicas,
+                    reason = decision.reason,
+                    "scaled target"
+                );
+                ctx.metrics
+                    .scale_writes
+                    .get_or_create(&ReasonLabels {
+                        reason: "workload".into(),
+                    })
+                    .inc();
+                applied.replicas = Some((current, decision.desired_replicas));
+            }
+            Err(e) => {
+                warn!(error = %e, "writing the target's replicas failed");
+                applied.failure = Some((e.category(), e.to_string()));
+                return applied;
+            }
+        }
+    }
+    if !nodes_first {
+        write_nodes(ctx, policy, namespace, node_change, &mut applied).await;
+    }
+    applied
+}
+
+async fn write_nodes(
+    ctx: &Context,
+    policy: &CustomScalingPolicy,
+    namespace: &str,
+    change: Option<&NodeDecision>,
+    applied: &mut Applied,
+) {
+    let (Some(n), Some(pool)) = (change, policy.spec.node_pool.as_ref()) else {
+        return;
+    };
+    match ctx
+        .scaler
+        .write(
+            namespace,
+            &pool.target_ref,
+            pool.replicas_path.as_deref(),
+            n.desired,
+        )
+        .await
+    {
+        Ok(()) => {
+            info!(nodes.from = ?n.current, nodes.to = n.desired, pool = %pool.target_ref.name, "scaled node pool");
+            ctx.metrics
+                .scale_writes
+                .get_or_create(&ReasonLabels {
+                    reason: "node_pool".into(),
+                })
+                .inc();
+            applied.nodes = Some((n.current, n.desired));
+        }
+        Err(e) => {
+            warn!(error = %e, "writing the node pool failed");
+            applied.failure = Some(("FailedUpdateNodePool", e.to_string()));
+        }
+    }
+}

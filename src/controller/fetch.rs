@@ -1,0 +1,173 @@
+//! Step 1, **fetch**: the target's replicas, each metric's sample, the node pool's
+//! size and (for `nodeAllocatable`) the pod requests. Failures become explicit
+//! inputs ("no data" with a reason), never zeros.
+
+use std::time::Instant;
+
+use tracing::debug;
+
+use super::Context;
+use crate::api::CustomScalingPolicy;
+use crate::engine::{PodRequests, Sample};
+use crate::metrics::breaker::Admission;
+use crate::metrics::registry::Outcome;
+use crate::metrics::{NoData, Reading};
+use crate::scale::ScaleError;
+use crate::telemetry::{SourceErrorLabels, SourceLabels};
+
+/// One metric's read.
+#[derive(Clone, Debug)]
+pub struct MetricRead {
+    pub name: String,
+    pub sample: Option<Sample>,
+    /// Why there is no sample: a condition reason and a message.
+    pub missing: Option<(&'static str, String)>,
+    /// The read opened its source's circuit.
+    pub opened_circuit: Option<String>,
+}
+
+/// Everything read for one tick.
+pub struct Fetched {
+    pub current_replicas: Result<u32, ScaleError>,
+    pub metrics: Vec<MetricRead>,
+    pub current_nodes: Option<Result<u32, ScaleError>>,
+    pub pod_requests: Option<PodRequests>,
+}
+
+pub async fn fetch(
+    ctx: &Context,
+    policy: &CustomScalingPolicy,
+    namespace: &str,
+    now: i64,
+) -> Fetched {
+    let spec = &policy.spec;
+    // A policy only ever reads and writes objects in its own namespace.
+    let current_replicas = ctx.scaler.read(namespace, &spec.target_ref, None).await;
+    let mut metrics = Vec::with_capacity(spec.metrics.len());
+    for metric in &spec.metrics {
+        metrics.push(read_metric(ctx, namespace, metric, now).await);
+    }
+    let (current_nodes, pod_requests) = match &spec.node_pool {
+        Some(pool) => {
+            let nodes = ctx
+                .scaler
+                .read(namespace, &pool.target_ref, pool.replicas_path.as_deref())
+                .await;
+            let requests = if pool.node_allocatable.is_some() {
+                ctx.scaler.pod_requests(namespace, &spec.target_ref).await
+            } else {
+                None
+            };
+            (Some(nodes), requests)
+        }
+        None => (None, None),
+    };
+    Fetched {
+        current_replicas,
+        metrics,
+        current_nodes,
+        pod_requests,
+    }
+}
+
+async fn read_metric(
+    ctx: &Context,
+    namespace: &str,
+    metric: &crate::api::MetricSpec,
+    now: i64,
+) -> MetricRead {
+    let mut read = MetricRead {
+        name: metric.name.clone(),
+        sample: None,
+        missing: None,
+        opened_circuit: None,
+    };
+    let source = match ctx
+        .sources
+        .resolve(metric.source.as_deref(), namespace)
+        .await
+    {
+        Ok(s) => s,
+        Err(e) => {
+            read.missing = Some((e.reason(), e.to_string()));
+            return read;
+        }
+    };
+    let labels = SourceLabels {
+        source: source.name.clone(),
+    };
+    let started = Instant::now();
+    let outcome = source.query(&metric.query, now).await;
+    ctx.metrics
+        .circuit_state
+        .get_or_create(&labels)
+        .set(match source.circuit() {
+            crate::metrics::breaker::CircuitState::Closed => 0,
+            crate::metrics::breaker::CircuitState::HalfOpen => 1,
+            crate::metrics::breaker::CircuitState::Open => 2,
+        });
+    match outcome {
+        Outcome::Reading(Reading::Value { value, time }) => {
+            ctx.metrics
+                .query_duration
+                .get_or_create(&labels)
+                .observe(started.elapsed().as_secs_f64());
+            read.sample = Some(Sample { value, time });
+        }
+        Outcome::Reading(Reading::NoData(why)) => {
+            ctx.metrics
+                .query_duration
+                .get_or_create(&labels)
+                .observe(started.elapsed().as_secs_f64());
+            read.missing = Some((
+                "NoData",
+                format!("metric {:?}: {}", metric.name, why.as_str()),
+            ));
+            if why == NoData::NotFinite {
+                debug!(metric = %metric.name, "not a finite number");
+            }
+        }
+        Outcome::Failed {
+            error,
+            opened_circuit,
+        } => {
+            ctx.metrics
+                .query_errors
+                .get_or_create(&SourceErrorLabels {
+                    source: source.name.clone(),
+                    category: error.category().to_string(),
+                })
+                .inc();
+            read.missing = Some(("QueryFailed", format!("metric {:?}: {error}", metric.name)));
+            if opened_circuit {
+                read.opened_circuit = Some(source.name.clone());
+            }
+        }
+        Outcome::Skipped(Admission::CircuitOpen) => {
+            read.missing = Some((
+                "CircuitOpen",
+                format!(
+                    "metric {:?}: the circuit of source {:?} ({}) is open; not querying it for now",
+                    metric.name,
+                    source.name,
+                    source.address()
+                ),
+            ));
+        }
+        Outcome::Skipped(Admission::BackingOff { until }) => {
+            read.missing = Some((
+                "BackingOff",
+                format!(
+                    "metric {:?}: source {:?} failed recently; next query in {} ms",
+                    metric.name,
+                    source.name,
+                    (until - now).max(0)
+                ),
+            ));
+        }
+        Outcome::Skipped(Admission::Allowed) => {
+            read.missing = Some(("NoData", format!("metric {:?}: not queried", metric.name)));
+        }
+    }
+    read
+}

@@ -1,0 +1,795 @@
+//! The operator: a kube-runtime `Controller` for `CustomScalingPolicy`. Every
+//! replica watches and computes; only the lease holder writes.
+//!
+//! Each policy is evaluated on its own jittered tick (`pollInterval` ± the engine's
+//! deterministic jitter), not on every watch event: an event re-queues the policy
+//! for its next tick, and triggers an immediate tick only when the spec changed
+//! (`metadata.generation`) or the target's replicas changed out of band.
+//!
+//! One tick is a named pipeline:
+//! 1. **fetch** ([`fetch`]): the target's `/scale`, every metric's sample, the node pool;
+//! 2. **decide** (`engine::decide`, pure);
+//! 3. **apply** ([`apply`]): writes, only on change, only as leader, ordered nodes-first;
+//! 4. **report** ([`report`]): status by server-side apply, Events, metrics.
+
+pub mod apply;
+pub mod fetch;
+pub mod report;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::core::DeserializeGuard;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
+use tokio::sync::watch;
+use tracing::{Instrument, debug, error, info, info_span, warn};
+
+use crate::api::history::History;
+use crate::api::validation::{self, Severity};
+use crate::api::{ClusterMetricsSource, CustomScalingPolicy, CustomScalingPolicyStatus};
+use crate::engine::{self, jitter};
+use crate::metrics::registry::{Registry, SourceDefaults};
+use crate::scale::Scaler;
+use crate::telemetry::{
+    CategoryLabels, Direction, DirectionLabels, Metrics, PolicyDirectionLabels,
+};
+
+/// Operator settings (from `ballast run`'s flags).
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Policies evaluated at the same time, at most.
+    pub concurrency: u16,
+    /// This replica's name in the Lease and in Events.
+    pub identity: String,
+    /// Namespace of the leader Lease.
+    pub lease_namespace: String,
+    pub lease_duration: Duration,
+    pub lease_grace: Duration,
+    /// Default metrics source (used by metrics without `source`).
+    pub prometheus_url: Option<String>,
+    pub sources: SourceDefaults,
+    /// How long to wait at start for the CRDs to be established.
+    pub crd_wait: Duration,
+}
+
+/// Errors that fail a tick (everything else becomes a condition).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("updating the status of {namespace}/{name}: {message}")]
+    UpdateStatus {
+        namespace: String,
+        name: String,
+        message: String,
+    },
+    #[error("policy {0} is not namespaced")]
+    NotNamespaced(String),
+}
+
+impl Error {
+    pub fn category(&self) -> &'static str {
+        match self {
+            Error::UpdateStatus { .. } => "UpdateStatus",
+            Error::NotNamespaced(_) => "InvalidObject",
+        }
+    }
+}
+
+/// Per-policy scheduling and memory, in this process only.
+#[derive(Debug, Default)]
+struct PolicyState {
+    uid: String,
+    generation: Option<i64>,
+    /// Origin of the tick schedule (Unix ms) and the next tick's number.
+    start: i64,
+    tick: u64,
+    next_due: i64,
+    /// Evaluate at the next reconcile (target changed out of band).
+    force: bool,
+    /// The newest history, while this replica leads.
+    history: Option<History>,
+    /// Whether this replica led at the last tick.
+    led: bool,
+    /// Target replicas seen at the last tick.
+    last_current: Option<u32>,
+    /// The status this replica last wrote.
+    last_written: Option<CustomScalingPolicyStatus>,
+    /// Consecutive failed ticks, for the error backoff.
+    errors: u32,
+    metric_names: Vec<String>,
+}
+
+/// Shared by every reconcile.
+pub struct Context {
+    pub client: Client,
+    pub scaler: Scaler,
+    pub sources: Registry,
+    pub metrics: Arc<Metrics>,
+    pub recorder: Recorder,
+    pub leader: watch::Receiver<bool>,
+    state: Mutex<HashMap<String, PolicyState>>,
+}
+
+pub fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+fn key(namespace: &str, name: &str) -> String {
+    format!("{namespace}/{name}")
+}
+
+impl Context {
+    pub fn new(
+        client: Client,
+        sources: Registry,
+        metrics: Arc<Metrics>,
+        recorder: Recorder,
+        leader: watch::Receiver<bool>,
+    ) -> Self {
+        Self {
+            scaler: Scaler::new(client.clone()),
+            client,
+            sources,
+            metrics,
+            recorder,
+            leader,
+            state: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn is_leader(&self) -> bool {
+        *self.leader.borrow()
+    }
+
+    /// Mark the policies targeting `kind/name` in `namespace` for an immediate tick
+    /// when the target's replicas differ from what they last saw.
+    fn target_changed(
+        &self,
+        namespace: &str,
+        name: &str,
+        replicas: Option<i32>,
+        policies: &[ObjectRef<DeserializeGuard<CustomScalingPolicy>>],
+    ) {
+        let Ok(mut state) = self.state.lock() else {
+            return;
+        };
+        for policy in policies {
+            if let Some(st) = state.get_mut(&key(namespace, &policy.name)) {
+                let seen = st.last_current.map(i64::from);
+                if replicas.map(i64::from) != seen && seen.is_some() {
+                    debug!(target = %name, "target replicas changed out of band");
+                    st.force = true;
+                }
+            }
+        }
+    }
+}
+
+/// When a tick is due, or how long to wait.
+enum Schedule {
+    Now { late_by_ms: i64 },
+    Wait(Duration),
+}
+
+fn schedule(ctx: &Context, policy: &CustomScalingPolicy, k: &str, now: i64) -> Schedule {
+    let Ok(mut state) = ctx.state.lock() else {
+        return Schedule::Now { late_by_ms: 0 };
+    };
+    let st = state.entry(k.to_string()).or_default();
+    let uid = policy.uid().unwrap_or_default();
+    if st.uid != uid || st.generation != policy.metadata.generation {
+        // New policy, re-created, or its spec changed: tick now, re-anchor.
+        st.uid = uid;
+        st.generation = policy.metadata.generation;
+        st.start = now;
+        st.tick = 0;
+        st.next_due = now;
+        st.history = None;
+        st.metric_names = policy.spec.metrics.iter().map(|m| m.name.clone()).collect();
+        return Schedule::Now { late_by_ms: 0 };
+    }
+    if st.force {
+        st.force = false;
+        return Schedule::Now { late_by_ms: 0 };
+    }
+    if now >= st.next_due {
+        return Schedule::Now {
+            late_by_ms: now - st.next_due,
+        };
+    }
+    Schedule::Wait(Duration::from_millis((st.next_due - now) as u64))
+}
+
+/// After a tick: the next one, skipping any that were missed.
+fn next_tick(ctx: &Context, policy: &CustomScalingPolicy, k: &str, now: i64) -> Duration {
+    let interval = policy.spec.poll_interval.as_millis().max(1000);
+    let Ok(mut state) = ctx.state.lock() else {
+        return Duration::from_millis(interval);
+    };
+    let st = state.entry(k.to_string()).or_default();
+    loop {
+        st.tick += 1;
+        st.next_due = jitter::tick_time(st.start, &st.uid, st.tick, interval, policy.spec.jitter);
+        if st.next_due > now {
+            break;
+        }
+    }
+    Duration::from_millis((st.next_due - now).max(1) as u64)
+}
+
+/// Reconcile entry: decide whether a tick is due, and run it.
+pub async fn reconcile(
+    guard: Arc<DeserializeGuard<CustomScalingPolicy>>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
+    let policy = match &guard.0 {
+        Ok(p) => p,
+        Err(invalid) => {
+            // A malformed object must not stall the others: log and wait for a change.
+            warn!(
+                namespace = invalid.metadata.namespace.as_deref().unwrap_or(""),
+                name = invalid.metadata.name.as_deref().unwrap_or(""),
+                error = %invalid.error,
+                "policy cannot be decoded; waiting for it to change"
+            );
+            return Ok(Action::await_change());
+        }
+    };
+    let namespace = policy
+        .namespace()
+        .ok_or_else(|| Error::NotNamespaced(policy.name_any()))?;
+    let name = policy.name_any();
+    let k = key(&namespace, &name);
+    let now = now_ms();
+    let late_by = match schedule(&ctx, policy, &k, now) {
+        Schedule::Wait(d) => return Ok(Action::requeue(d)),
+        Schedule::Now { late_by_ms } => late_by_ms,
+    };
+    ctx.metrics.tick_lag.observe(late_by.max(0) as f64 / 1000.0);
+    let span = info_span!("tick", namespace = %namespace, name = %name);
+    let started = std::time::Instant::now();
+    let result = tick(&ctx, policy, &namespace, &k, now)
+        .instrument(span)
+        .await;
+    ctx.metrics
+        .reconcile_duration
+        .observe(started.elapsed().as_secs_f64());
+    match result {
+        Ok(Some(wait)) => Ok(Action::requeue(wait)),
+        Ok(None) => Ok(Action::await_change()),
+        Err(e) => Err(e),
+    }
+}
+
+/// One tick: fetch → decide → apply → report. `None`: wait for a spec change.
+async fn tick(
+    ctx: &Context,
+    policy: &CustomScalingPolicy,
+    namespace: &str,
+    k: &str,
+    now: i64,
+) -> Result<Option<Duration>, Error> {
+    let leader = ctx.is_leader();
+    let spec = &policy.spec;
+
+    // An object the API admitted may still break rules CEL cannot see (PromQL).
+    let errors: Vec<String> = validation::validate_policy(spec)
+        .into_iter()
+        .filter(|p| p.severity == Severity::Error)
+        .map(|p| p.to_string())
+        .collect();
+    if !errors.is_empty() {
+        warn!(problems = %errors.join("; "), "invalid policy; waiting for a change");
+        if leader {
+            let mut status = policy.status.clone().unwrap_or_default();
+            status.observed_generation = policy.metadata.generation;
+            let generation = policy.metadata.generation;
+            let msg = errors.join("; ");
+            let mut conditions = Vec::new();
+            for t in [
+                crate::api::conditions::types::READY,
+                crate::api::conditions::types::ABLE_TO_SCALE,
+            ] {
+                conditions.push(k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+                    type_: t.into(),
+                    status: "False".into(),
+                    reason: "InvalidSpec".into(),
+                    message: msg.chars().take(1024).collect(),
+                    observed_generation: generation,
+                    last_transition_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                        jiff::Timestamp::now(),
+                    ),
+                });
+            }
+            status.conditions = conditions;
+            write(ctx, policy, namespace, k, &status).await?;
+        }
+        return Ok(None);
+    }
+
+    // 1. fetch
+    let fetched = fetch::fetch(ctx, policy, namespace, now).await;
+
+    // History: the newest in memory while leading; restored from status otherwise,
+    // with the current replicas as a fresh recommendation (a new leader never
+    // scales down earlier than its predecessor would have).
+    let restored = |current: u32| -> History {
+        let mut h = policy
+            .status
+            .as_ref()
+            .and_then(|s| s.history.clone())
+            .unwrap_or_default();
+        if leader {
+            engine::history::record_recommendation(&mut h, now, current);
+        }
+        h
+    };
+
+    let (decision, applied, history) = match &fetched.current_replicas {
+        Ok(current) => {
+            let current = *current;
+            let history = {
+                let state = ctx.state.lock().ok();
+                let st = state.as_ref().and_then(|s| s.get(k));
+                match st {
+                    Some(st) if leader && st.led && st.history.is_some() => {
+                        st.history.clone().unwrap_or_default()
+                    }
+                    _ => restored(current),
+                }
+            };
+            let samples: Vec<Option<engine::Sample>> =
+                fetched.metrics.iter().map(|m| m.sample).collect();
+            let current_nodes = fetched
+                .current_nodes
+                .as_ref()
+                .and_then(|r| r.as_ref().ok().copied());
+            // 2. decide
+            let decision = engine::decide(&engine::Input {
+                spec,
+                now,
+                current_replicas: current,
+                samples: &samples,
+                history: &history,
+                current_nodes,
+                pod_requests: fetched.pod_requests,
+            });
+            // 3. apply
+            let applied = apply::apply(ctx, policy, namespace, current, &decision, leader).await;
+            let mut next = decision.history.clone();
+            if applied.replicas.is_none() {
+                // The engine assumed its decision applied; it was not.
+                next.scale_events.retain(|e| e.time != now);
+            }
+            let direction = match decision.desired_replicas.cmp(&current) {
+                std::cmp::Ordering::Greater => Direction::up,
+                std::cmp::Ordering::Less => Direction::down,
+                std::cmp::Ordering::Equal => Direction::none,
+            };
+            ctx.metrics
+                .decisions
+                .get_or_create(&DirectionLabels {
+                    direction: direction.clone(),
+                })
+                .inc();
+            if applied.replicas.is_some() {
+                ctx.metrics
+                    .scaling_events
+                    .get_or_create(&PolicyDirectionLabels {
+                        namespace: namespace.into(),
+                        policy: policy.name_any(),
+                        direction,
+                    })
+                    .inc();
+            }
+            (Some(decision), applied, Some(next))
+        }
+        Err(e) => {
+            ctx.metrics
+                .reconcile_errors
+                .get_or_create(&CategoryLabels {
+                    category: e.category().into(),
+                })
+                .inc();
+            warn!(error = %e, "cannot read the target's replicas");
+            (None, report::Applied::default(), None)
+        }
+    };
+
+    // 4. report
+    let status = report::status(
+        policy,
+        &fetched,
+        decision.as_ref(),
+        &applied,
+        history.as_ref(),
+        now,
+    );
+    report::record_metrics(ctx, policy, &status, decision.as_ref(), now);
+    if leader {
+        let reference = policy.object_ref(&());
+        for event in report::events(policy, &fetched, decision.as_ref(), &applied) {
+            if let Err(e) = ctx.recorder.publish(&event, &reference).await {
+                debug!(error = %e, reason = %event.reason, "publishing an event failed");
+            }
+        }
+        let previous = {
+            let state = ctx.state.lock().ok();
+            state.and_then(|s| s.get(k).and_then(|st| st.last_written.clone()))
+        };
+        let stored = previous.as_ref().or(policy.status.as_ref());
+        if report::worth_writing(&status, stored, policy) {
+            write(ctx, policy, namespace, k, &status).await?;
+        }
+    }
+    if let Ok(mut state) = ctx.state.lock()
+        && let Some(st) = state.get_mut(k)
+    {
+        st.history = if leader { history } else { None };
+        st.led = leader;
+        st.last_current = fetched.current_replicas.as_ref().ok().copied();
+        st.errors = 0;
+    }
+    Ok(Some(next_tick(ctx, policy, k, now)))
+}
+
+async fn write(
+    ctx: &Context,
+    policy: &CustomScalingPolicy,
+    namespace: &str,
+    k: &str,
+    status: &CustomScalingPolicyStatus,
+) -> Result<(), Error> {
+    report::write_status(ctx, policy, status)
+        .await
+        .map_err(|e| Error::UpdateStatus {
+            namespace: namespace.into(),
+            name: policy.name_any(),
+            message: crate::metrics::registry::short_kube_error(&e),
+        })?;
+    if let Ok(mut state) = ctx.state.lock()
+        && let Some(st) = state.get_mut(k)
+    {
+        st.last_written = Some(status.clone());
+    }
+    Ok(())
+}
+
+/// A failed tick backs off exponentially with jitter, capped at the poll interval.
+pub fn error_policy(
+    guard: Arc<DeserializeGuard<CustomScalingPolicy>>,
+    error: &Error,
+    ctx: Arc<Context>,
+) -> Action {
+    ctx.metrics
+        .reconcile_errors
+        .get_or_create(&CategoryLabels {
+            category: error.category().into(),
+        })
+        .inc();
+    let (namespace, name) = (guard.namespace().unwrap_or_default(), guard.name_any());
+    warn!(%namespace, %name, error = %error, "tick failed");
+    let k = key(&namespace, &name);
+    let interval = guard
+        .0
+        .as_ref()
+        .map_or(15_000, |p| p.spec.poll_interval.as_millis().max(1000));
+    let attempt = ctx
+        .state
+        .lock()
+        .ok()
+        .and_then(|mut s| {
+            s.get_mut(&k).map(|st| {
+                st.errors = st.errors.saturating_add(1);
+                // Retry the tick itself.
+                st.force = true;
+                st.errors
+            })
+        })
+        .unwrap_or(1);
+    let ceiling = (500u64 << attempt.min(16)).min(interval);
+    let delay = (jitter::unit(&k, u64::from(attempt)) * ceiling as f64) as u64;
+    Action::requeue(Duration::from_millis(delay.max(100)))
+}
+
+/// Wait until both CRDs are established, logging while waiting.
+pub async fn wait_for_crds(client: &Client, timeout: Duration) -> anyhow::Result<()> {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let names = [
+        format!(
+            "{}.{}",
+            CustomScalingPolicy::plural(&()),
+            CustomScalingPolicy::group(&())
+        ),
+        format!(
+            "{}.{}",
+            ClusterMetricsSource::plural(&()),
+            ClusterMetricsSource::group(&())
+        ),
+    ];
+    let deadline = tokio::time::Instant::now() + timeout;
+    for name in &names {
+        loop {
+            let established = match api.get_opt(name).await {
+                Ok(Some(crd)) => crd
+                    .status
+                    .and_then(|s| s.conditions)
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|c| c.type_ == "Established" && c.status == "True"),
+                Ok(None) => false,
+                Err(e) => {
+                    warn!(crd = %name, error = %e, "reading the CRD failed");
+                    false
+                }
+            };
+            if established {
+                info!(crd = %name, "CRD established");
+                break;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                anyhow::bail!(
+                    "CRD {name} is not established after {}s: install the CRDs first (kubectl apply -f crds/)",
+                    timeout.as_secs()
+                );
+            }
+            info!(crd = %name, "waiting for the CRD to be established");
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+    }
+    Ok(())
+}
+
+/// Policies in `store` whose target is `kind/name` in `namespace`.
+fn policies_targeting(
+    store: &Store<DeserializeGuard<CustomScalingPolicy>>,
+    api_group: &str,
+    kind: &str,
+    namespace: &str,
+    name: &str,
+) -> Vec<ObjectRef<DeserializeGuard<CustomScalingPolicy>>> {
+    store
+        .state()
+        .iter()
+        .filter_map(|g| {
+            let p = g.0.as_ref().ok()?;
+            let t = &p.spec.target_ref;
+            let group = t.api_version.split_once('/').map_or("", |(g, _)| g);
+            (p.namespace().as_deref() == Some(namespace)
+                && t.kind == kind
+                && t.name == name
+                && group == api_group)
+                .then(|| ObjectRef::from_obj(g.as_ref()))
+        })
+        .collect()
+}
+
+/// Everything `ballast run` starts, wired together. Returns when shut down.
+pub async fn run(
+    client: Client,
+    config: Config,
+    metrics: Arc<Metrics>,
+    health: Arc<crate::telemetry::server::Health>,
+) -> anyhow::Result<()> {
+    wait_for_crds(&client, config.crd_wait).await?;
+
+    // Leader election: every replica computes; only the holder writes.
+    let lease = kube_lease_manager::LeaseManagerBuilder::new(
+        client.clone(),
+        crate::api::conditions::LEASE_NAME,
+    )
+    .with_namespace(&config.lease_namespace)
+    .with_identity(&config.identity)
+    .with_duration(config.lease_duration.as_secs().max(2))
+    .with_grace(config.lease_grace.as_secs().max(1))
+    .build()
+    .await
+    .map_err(|e| anyhow::anyhow!("creating the leader lease manager: {e}"))?;
+    let (leader_rx, lease_task) = lease.watch().await;
+    {
+        let mut rx = leader_rx.clone();
+        let metrics = metrics.clone();
+        let identity = config.identity.clone();
+        tokio::spawn(async move {
+            loop {
+                let is_leader = *rx.borrow_and_update();
+                metrics.leader.set(i64::from(is_leader));
+                info!(identity = %identity, leader = is_leader, "leadership");
+                if rx.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+
+    // Metrics sources: a reflector over ClusterMetricsSources feeds the registry.
+    let (source_store, source_writer) = reflector::store::<ClusterMetricsSource>();
+    let source_stream = reflector::reflector(
+        source_writer,
+        watcher(
+            Api::<ClusterMetricsSource>::all(client.clone()),
+            watcher::Config::default(),
+        ),
+    )
+    .default_backoff()
+    .touched_objects();
+    tokio::spawn(async move {
+        source_stream
+            .for_each(|r| async move {
+                if let Err(e) = r {
+                    warn!(error = %e, "watching ClusterMetricsSources");
+                }
+            })
+            .await;
+    });
+    let sources = Registry::new(
+        client.clone(),
+        source_store.clone(),
+        config.sources.clone(),
+        config.prometheus_url.as_deref(),
+    )
+    .map_err(|e| anyhow::anyhow!("--prometheus-url: {e}"))?;
+
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "ballast".into(),
+            instance: Some(config.identity.clone()),
+        },
+    );
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        sources,
+        metrics.clone(),
+        recorder,
+        leader_rx.clone(),
+    ));
+
+    let policies: Api<DeserializeGuard<CustomScalingPolicy>> = Api::all(client.clone());
+    let controller = Controller::new(policies, watcher::Config::default())
+        .with_config(kube::runtime::controller::Config::default().concurrency(config.concurrency));
+    let store = controller.store();
+    let (s1, c1) = (store.clone(), ctx.clone());
+    let (s2, c2) = (store.clone(), ctx.clone());
+    let controller = controller
+        .watches(
+            Api::<Deployment>::all(client.clone()),
+            watcher::Config::default(),
+            move |d: Deployment| {
+                let ns = d.namespace().unwrap_or_default();
+                let refs = policies_targeting(&s1, "apps", "Deployment", &ns, &d.name_any());
+                c1.target_changed(
+                    &ns,
+                    &d.name_any(),
+                    d.spec.as_ref().and_then(|s| s.replicas),
+                    &refs,
+                );
+                refs
+            },
+        )
+        .watches(
+            Api::<StatefulSet>::all(client.clone()),
+            watcher::Config::default(),
+            move |s: StatefulSet| {
+                let ns = s.namespace().unwrap_or_default();
+                let refs = policies_targeting(&s2, "apps", "StatefulSet", &ns, &s.name_any());
+                c2.target_changed(
+                    &ns,
+                    &s.name_any(),
+                    s.spec.as_ref().and_then(|s| s.replicas),
+                    &refs,
+                );
+                refs
+            },
+        );
+
+    // Ready once the policy and source caches are synced.
+    {
+        let (store, sources, health) = (store.clone(), source_store.clone(), health.clone());
+        tokio::spawn(async move {
+            if store.wait_until_ready().await.is_ok() && sources.wait_until_ready().await.is_ok() {
+                health
+                    .ready
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                info!("caches synced; ready");
+            }
+        });
+    }
+    // Forget deleted policies (state and metric series) once a minute.
+    {
+        let (store, ctx) = (store.clone(), ctx.clone());
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                every.tick().await;
+                let live: std::collections::HashSet<String> = store
+                    .state()
+                    .iter()
+                    .map(|g| key(&g.namespace().unwrap_or_default(), &g.name_any()))
+                    .collect();
+                let gone: Vec<(String, Vec<String>)> = match ctx.state.lock() {
+                    Ok(mut state) => {
+                        let dead: Vec<String> = state
+                            .keys()
+                            .filter(|k| !live.contains(*k))
+                            .cloned()
+                            .collect();
+                        dead.into_iter()
+                            .filter_map(|k| state.remove(&k).map(|st| (k, st.metric_names)))
+                            .collect()
+                    }
+                    Err(_) => vec![],
+                };
+                for (k, names) in gone {
+                    if let Some((ns, name)) = k.split_once('/') {
+                        ctx.metrics.forget_policy(ns, name, &names);
+                    }
+                }
+            }
+        });
+    }
+
+    let shutdown = async {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    error!(error = %e, "cannot listen for SIGTERM");
+                    std::future::pending::<()>().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = term.recv() => info!("SIGTERM: shutting down"),
+            _ = tokio::signal::ctrl_c() => info!("interrupt: shutting down"),
+        }
+    };
+
+    // If the lease task dies, exit: a live process that cannot lead is worse than a restart.
+    let lease_died = {
+        let health = health.clone();
+        async move {
+            let outcome = lease_task.await;
+            health
+                .failed
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            outcome
+        }
+    };
+    tokio::pin!(lease_died);
+
+    let controller_run = controller
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx.clone())
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                debug!(error = %e, "reconcile");
+            }
+        });
+    tokio::select! {
+        _ = controller_run => {
+            info!("controller stopped");
+        }
+        outcome = &mut lease_died => {
+            anyhow::bail!("the leader lease task ended ({:?}); exiting so that the process is restarted", outcome.map(|r| r.map(|_| ()).map_err(|e| e.to_string())));
+        }
+    }
+    // Release the lease: drop every receiver, then wait for the task to let go.
+    drop(ctx);
+    drop(leader_rx);
+    match tokio::time::timeout(Duration::from_secs(5), &mut lease_died).await {
+        Ok(Ok(Ok(_))) => info!("lease released"),
+        Ok(other) => {
+            warn!(outcome = ?other.map(|r| r.map(|_| ()).map_err(|e| e.to_string())), "lease task ended")
+        }
+        Err(_) => warn!("lease not released within 5s"),
+    }
+    Ok(())
+}

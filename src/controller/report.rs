@@ -1,0 +1,601 @@
+//! Step 4, **report**: status (by server-side apply, only when something a person
+//! or a successor needs has changed), conditions with HPA-style reasons and
+//! `lastTransitionTime` kept, Events, and the operator's metrics.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::api::{Patch, PatchParams};
+use kube::runtime::events::{Event, EventType};
+use kube::{Api, Resource, ResourceExt};
+use serde_json::json;
+
+use super::Context;
+use super::fetch::Fetched;
+use crate::api::conditions::{FIELD_MANAGER, reasons, types};
+use crate::api::history::History;
+use crate::api::{CustomScalingPolicy, CustomScalingPolicyStatus, MetricStatus, NodePoolStatus};
+use crate::engine::{Data, Decision};
+use crate::telemetry::{MetricLabels, PolicyLabels};
+
+/// What happened at apply, for status and Events.
+#[derive(Clone, Debug, Default)]
+pub struct Applied {
+    /// The workload was written (from, to).
+    pub replicas: Option<(u32, u32)>,
+    /// The node pool was written (from, to).
+    pub nodes: Option<(Option<u32>, u32)>,
+    /// A write failed: (reason, message).
+    pub failure: Option<(&'static str, String)>,
+    /// Why nothing was written although the decision changed something.
+    pub skipped: Option<&'static str>,
+}
+
+fn ts(ms: i64) -> Option<Time> {
+    jiff::Timestamp::from_millisecond(ms).ok().map(Time)
+}
+
+fn condition(
+    type_: &str,
+    ok: bool,
+    reason: &str,
+    message: String,
+    now: i64,
+    generation: Option<i64>,
+) -> Condition {
+    Condition {
+        type_: type_.into(),
+        status: if ok { "True" } else { "False" }.into(),
+        reason: reason.into(),
+        message: truncate(message, 1024),
+        observed_generation: generation,
+        last_transition_time: ts(now).unwrap_or(Time(jiff::Timestamp::UNIX_EPOCH)),
+    }
+}
+
+fn truncate(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
+    s
+}
+
+/// Keep `lastTransitionTime` of conditions whose status did not change.
+fn keep_transition_times(mut new: Vec<Condition>, old: &[Condition]) -> Vec<Condition> {
+    for c in &mut new {
+        if let Some(prev) = old.iter().find(|p| p.type_ == c.type_)
+            && prev.status == c.status
+        {
+            c.last_transition_time = prev.last_transition_time.clone();
+        }
+    }
+    new
+}
+
+/// The conditions for this tick.
+pub fn conditions(
+    policy: &CustomScalingPolicy,
+    fetched: &Fetched,
+    decision: Option<&Decision>,
+    applied: &Applied,
+    now: i64,
+) -> Vec<Condition> {
+    let spec = &policy.spec;
+    let generation = policy.metadata.generation;
+    let mut out = Vec::new();
+
+    // MetricsAvailable
+    let missing: Vec<&(&'static str, String)> = fetched
+        .metrics
+        .iter()
+        .filter_map(|m| m.missing.as_ref())
+        .collect();
+    let metrics_ok = missing.is_empty();
+    let (m_reason, m_message) = if metrics_ok {
+        (
+            reasons::VALID_METRICS_FOUND,
+            format!("all {} metrics returned data", fetched.metrics.len()),
+        )
+    } else {
+        let reason = match decision.map(|d| d.data) {
+            Some(Data::Fallback) => reasons::FALLBACK_ACTIVE,
+            _ if missing.iter().all(|m| m.0 == "SourceNotAllowed") => "SourceNotAllowed",
+            _ if missing.len() < fetched.metrics.len() => reasons::METRICS_PARTIAL,
+            _ => reasons::METRICS_UNAVAILABLE,
+        };
+        let details: Vec<&str> = missing.iter().map(|m| m.1.as_str()).collect();
+        (reason, details.join("; "))
+    };
+    out.push(condition(
+        types::METRICS_AVAILABLE,
+        metrics_ok,
+        m_reason,
+        m_message.clone(),
+        now,
+        generation,
+    ));
+
+    // AbleToScale
+    let (able, a_reason, a_message) = match (&fetched.current_replicas, &applied.failure) {
+        (Err(e), _) => (false, e.category(), e.to_string()),
+        (_, Some((reason, message))) => (false, *reason, message.clone()),
+        _ if spec.paused => (
+            false,
+            reasons::PAUSED,
+            "spec.paused is set: no writes".to_string(),
+        ),
+        _ if spec.dry_run => (
+            true,
+            "DryRun",
+            "spec.dryRun is set: decisions are published, replicas are not written".to_string(),
+        ),
+        _ => match decision.map(|d| d.reason) {
+            Some(r @ (reasons::SCALE_UP_STABILIZED | reasons::SCALE_DOWN_STABILIZED)) => (
+                true,
+                r,
+                decision.map(|d| d.message.clone()).unwrap_or_default(),
+            ),
+            _ => (
+                true,
+                "ReadyForNewScale",
+                "the target's /scale can be read and written".to_string(),
+            ),
+        },
+    };
+    out.push(condition(
+        types::ABLE_TO_SCALE,
+        able,
+        a_reason,
+        a_message.clone(),
+        now,
+        generation,
+    ));
+
+    // ScalingLimited
+    if let Some(d) = decision {
+        let limited = matches!(
+            d.reason,
+            reasons::TOO_MANY_REPLICAS
+                | reasons::TOO_FEW_REPLICAS
+                | reasons::SCALE_UP_LIMIT
+                | reasons::SCALE_DOWN_LIMIT
+        );
+        let reason = if limited {
+            d.reason
+        } else {
+            reasons::DESIRED_WITHIN_RANGE
+        };
+        out.push(condition(
+            types::SCALING_LIMITED,
+            limited,
+            reason,
+            d.message.clone(),
+            now,
+            generation,
+        ));
+    }
+
+    // NodePoolReady
+    if spec.node_pool.is_some() {
+        let (ok, reason, message) = match (
+            &fetched.current_nodes,
+            decision.and_then(|d| d.nodes.as_ref()),
+        ) {
+            (Some(Err(e)), _) => (false, e.category(), e.to_string()),
+            (_, Some(n)) if n.reason == reasons::POD_DOES_NOT_FIT => {
+                (false, n.reason, n.message.clone())
+            }
+            (_, Some(n)) => (true, n.reason, n.message.clone()),
+            _ => (false, "Unknown", "no node-pool decision yet".to_string()),
+        };
+        out.push(condition(
+            types::NODE_POOL_READY,
+            ok,
+            reason,
+            message,
+            now,
+            generation,
+        ));
+    }
+
+    // Ready: the policy can do its job.
+    let (ready, r_reason, r_message) = if !able {
+        (false, a_reason, a_message)
+    } else if decision.is_none() || matches!(decision.map(|d| d.data), Some(Data::Missing)) {
+        (false, m_reason, m_message)
+    } else {
+        (
+            true,
+            "Ready",
+            "metrics are read and the target can be scaled".to_string(),
+        )
+    };
+    out.push(condition(
+        types::READY,
+        ready,
+        r_reason,
+        r_message,
+        now,
+        generation,
+    ));
+
+    let old = policy
+        .status
+        .as_ref()
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or(&[]);
+    keep_transition_times(out, old)
+}
+
+/// Build the status for this tick.
+pub fn status(
+    policy: &CustomScalingPolicy,
+    fetched: &Fetched,
+    decision: Option<&Decision>,
+    applied: &Applied,
+    history: Option<&History>,
+    now: i64,
+) -> CustomScalingPolicyStatus {
+    let old = policy.status.clone().unwrap_or_default();
+    let current = fetched.current_replicas.as_ref().ok().copied();
+    let metrics = match decision {
+        Some(d) => d
+            .metrics
+            .iter()
+            .map(|m| MetricStatus {
+                name: m.name.clone(),
+                raw: m.raw,
+                smoothed: m.smoothed,
+                sample_time: m.sample_time.and_then(ts),
+            })
+            .collect(),
+        None => old.metrics.clone(),
+    };
+    let node_pool = policy.spec.node_pool.as_ref().map(|_| NodePoolStatus {
+        current_nodes: match applied.nodes {
+            Some((_, to)) => Some(to),
+            None => fetched
+                .current_nodes
+                .as_ref()
+                .and_then(|r| r.as_ref().ok().copied()),
+        },
+        desired_nodes: decision.and_then(|d| d.nodes.as_ref()).map(|n| n.desired),
+    });
+    CustomScalingPolicyStatus {
+        observed_generation: policy.metadata.generation,
+        current_replicas: match applied.replicas {
+            Some((_, to)) => Some(to),
+            None => current,
+        },
+        desired_replicas: decision
+            .map(|d| d.desired_replicas)
+            .or(old.desired_replicas),
+        last_scale_time: if applied.replicas.is_some() {
+            ts(now)
+        } else {
+            old.last_scale_time.clone()
+        },
+        metrics,
+        node_pool,
+        history: history.cloned().or(old.history.clone()),
+        conditions: conditions(policy, fetched, decision, applied, now),
+    }
+}
+
+/// The part of a status whose change is worth a write. Metric values and
+/// smoothing state ride along with other changes; on their own they are written
+/// only when they moved by more than the policy's tolerance (so `kubectl get`
+/// stays truthful without a write per tick in steady state).
+fn digest(status: &CustomScalingPolicyStatus, failure_cap: u32) -> serde_json::Value {
+    let current = status.current_replicas.unwrap_or(0);
+    let history = status.history.as_ref().map(|h| {
+        json!({
+            "recommendations": h.recommendations.iter()
+                .filter(|r| !(r.low == current && r.high == current))
+                .map(|r| (r.time, r.low, r.high)).collect::<Vec<_>>(),
+            "scaleEvents": h.scale_events.iter().map(|e| (e.time, e.change)).collect::<Vec<_>>(),
+            "failures": h.consecutive_failures.min(failure_cap),
+            "nodeShrinkSince": h.node_shrink_since,
+        })
+    });
+    json!({
+        "observedGeneration": status.observed_generation,
+        "currentReplicas": status.current_replicas,
+        "desiredReplicas": status.desired_replicas,
+        "lastScaleTime": status.last_scale_time,
+        "nodePool": status.node_pool,
+        "conditions": status.conditions.iter().map(|c| (&c.type_, &c.status, &c.reason)).collect::<Vec<_>>(),
+        "metricsPresent": status.metrics.iter().map(|m| (&m.name, m.smoothed.is_some())).collect::<Vec<_>>(),
+        "history": history,
+    })
+}
+
+fn metric_moved(
+    new: &CustomScalingPolicyStatus,
+    old: &CustomScalingPolicyStatus,
+    tolerance: f64,
+) -> bool {
+    new.metrics.iter().any(|m| {
+        let before = old
+            .metrics
+            .iter()
+            .find(|o| o.name == m.name)
+            .and_then(|o| o.smoothed);
+        match (m.smoothed, before) {
+            (Some(a), Some(b)) => {
+                let scale = b.abs().max(1e-9);
+                (a - b).abs() / scale > tolerance
+            }
+            (a, b) => a.is_some() != b.is_some(),
+        }
+    })
+}
+
+/// Whether `new` differs enough from what is stored to be written.
+pub fn worth_writing(
+    new: &CustomScalingPolicyStatus,
+    old: Option<&CustomScalingPolicyStatus>,
+    policy: &CustomScalingPolicy,
+) -> bool {
+    let Some(old) = old else {
+        return true;
+    };
+    let cap = policy
+        .spec
+        .fallback
+        .as_ref()
+        .map_or(3, |f| f.failure_threshold)
+        .max(1);
+    let tolerance = policy
+        .spec
+        .behavior
+        .as_ref()
+        .and_then(|b| b.tolerance)
+        .unwrap_or(crate::engine::behavior::DEFAULT_TOLERANCE)
+        .max(0.01);
+    digest(new, cap) != digest(old, cap) || metric_moved(new, old, tolerance)
+}
+
+/// Write the status by server-side apply.
+pub async fn write_status(
+    ctx: &Context,
+    policy: &CustomScalingPolicy,
+    status: &CustomScalingPolicyStatus,
+) -> Result<(), kube::Error> {
+    let namespace = policy.namespace().unwrap_or_default();
+    let api: Api<CustomScalingPolicy> = Api::namespaced(ctx.client.clone(), &namespace);
+    let patch = json!({
+        "apiVersion": CustomScalingPolicy::api_version(&()),
+        "kind": CustomScalingPolicy::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        &policy.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map(|_| ())
+}
+
+/// Events for what happened at this tick (leader only).
+pub fn events(
+    policy: &CustomScalingPolicy,
+    fetched: &Fetched,
+    decision: Option<&Decision>,
+    applied: &Applied,
+) -> Vec<Event> {
+    let mut out = Vec::new();
+    let target = &policy.spec.target_ref;
+    let metric_summary = || -> String {
+        decision
+            .map(|d| {
+                d.metrics
+                    .iter()
+                    .map(|m| match m.smoothed {
+                        Some(v) => format!("{}={}", m.name, fmt_num(v)),
+                        None => format!("{}=no data", m.name),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default()
+    };
+    if let Some((from, to)) = applied.replicas {
+        let (reason, verb) = if to > from {
+            ("ScaledUp", "up")
+        } else {
+            ("ScaledDown", "down")
+        };
+        let why = decision
+            .map(|d| d.reason)
+            .unwrap_or(reasons::DESIRED_WITHIN_RANGE);
+        out.push(Event {
+            type_: EventType::Normal,
+            reason: reason.into(),
+            note: Some(truncate(
+                format!(
+                    "Scaled {} {}/{} from {from} to {to} replicas ({}; {why})",
+                    verb,
+                    target.kind,
+                    target.name,
+                    metric_summary()
+                ),
+                1000,
+            )),
+            action: "Scale".into(),
+            secondary: None,
+        });
+    }
+    if let (Some((from, to)), Some(pool)) = (applied.nodes, policy.spec.node_pool.as_ref()) {
+        out.push(Event {
+            type_: EventType::Normal,
+            reason: "NodePoolScaled".into(),
+            note: Some(format!(
+                "Scaled node pool {}/{} from {} to {to} nodes",
+                pool.target_ref.kind,
+                pool.target_ref.name,
+                from.map_or("unknown".to_string(), |n| n.to_string())
+            )),
+            action: "ScaleNodePool".into(),
+            secondary: None,
+        });
+    }
+    if let Some(d) = decision {
+        let was_available = policy
+            .status
+            .as_ref()
+            .and_then(|s| {
+                s.conditions
+                    .iter()
+                    .find(|c| c.type_ == types::METRICS_AVAILABLE)
+            })
+            .is_none_or(|c| c.status == "True");
+        let missing: Vec<&str> = fetched
+            .metrics
+            .iter()
+            .filter_map(|m| m.missing.as_ref().map(|x| x.1.as_str()))
+            .collect();
+        if was_available && !missing.is_empty() {
+            out.push(Event {
+                type_: EventType::Warning,
+                reason: "MetricsUnavailable".into(),
+                note: Some(truncate(
+                    format!(
+                        "{}; holding {} replicas (never read as zero)",
+                        missing.join("; "),
+                        d.desired_replicas
+                    ),
+                    1000,
+                )),
+                action: "ReadMetrics".into(),
+                secondary: None,
+            });
+        }
+        let had_fallback = policy
+            .status
+            .as_ref()
+            .and_then(|s| {
+                s.conditions
+                    .iter()
+                    .find(|c| c.type_ == types::METRICS_AVAILABLE)
+            })
+            .is_some_and(|c| c.reason == reasons::FALLBACK_ACTIVE);
+        if d.data == Data::Fallback && !had_fallback {
+            out.push(Event {
+                type_: EventType::Warning,
+                reason: "FallbackApplied".into(),
+                note: Some(format!(
+                    "metrics unavailable for {} ticks (failureThreshold reached); moving to fallback.replicas: {}",
+                    d.history.consecutive_failures, d.desired_replicas
+                )),
+                action: "Fallback".into(),
+                secondary: None,
+            });
+        }
+    }
+    for source in fetched
+        .metrics
+        .iter()
+        .filter_map(|m| m.opened_circuit.as_ref())
+    {
+        out.push(Event {
+            type_: EventType::Warning,
+            reason: "CircuitOpen".into(),
+            note: Some(format!(
+                "metrics source {source:?} failed repeatedly; its circuit is open and it is not queried until the cool-down passes"
+            )),
+            action: "ReadMetrics".into(),
+            secondary: None,
+        });
+    }
+    if let Some((reason, message)) = &applied.failure {
+        out.push(Event {
+            type_: EventType::Warning,
+            reason: (*reason).into(),
+            note: Some(truncate(message.clone(), 1000)),
+            action: "Scale".into(),
+            secondary: None,
+        });
+    }
+    out
+}
+
+fn fmt_num(v: f64) -> String {
+    if v == v.trunc() && v.abs() < 1e15 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+/// Update the per-policy gauges.
+pub fn record_metrics(
+    ctx: &Context,
+    policy: &CustomScalingPolicy,
+    status: &CustomScalingPolicyStatus,
+    decision: Option<&Decision>,
+    now: i64,
+) {
+    let labels = PolicyLabels {
+        namespace: policy.namespace().unwrap_or_default(),
+        policy: policy.name_any(),
+    };
+    let m = &ctx.metrics;
+    if let Some(c) = status.current_replicas {
+        m.current_replicas.get_or_create(&labels).set(i64::from(c));
+    }
+    if let Some(d) = status.desired_replicas {
+        m.desired_replicas.get_or_create(&labels).set(i64::from(d));
+    }
+    m.min_replicas
+        .get_or_create(&labels)
+        .set(i64::from(policy.spec.min_replicas));
+    m.max_replicas
+        .get_or_create(&labels)
+        .set(i64::from(policy.spec.max_replicas));
+    if let Some(pool) = &status.node_pool {
+        if let Some(n) = pool.current_nodes {
+            m.current_nodes.get_or_create(&labels).set(i64::from(n));
+        }
+        if let Some(n) = pool.desired_nodes {
+            m.desired_nodes.get_or_create(&labels).set(i64::from(n));
+        }
+    }
+    let available = status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == types::METRICS_AVAILABLE && c.status == "True");
+    m.metrics_available
+        .get_or_create(&labels)
+        .set(i64::from(available));
+    let limited = status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == types::SCALING_LIMITED && c.status == "True");
+    m.scaling_limited
+        .get_or_create(&labels)
+        .set(i64::from(limited));
+    m.last_evaluation
+        .get_or_create(&labels)
+        .set(now as f64 / 1000.0);
+    for (spec, st) in policy.spec.metrics.iter().zip(&status.metrics) {
+        let ml = MetricLabels {
+            namespace: labels.namespace.clone(),
+            policy: labels.policy.clone(),
+            metric: spec.name.clone(),
+        };
+        if let Some(v) = st.raw {
+            m.metric_raw.get_or_create(&ml).set(v);
+        }
+        if let Some(v) = st.smoothed {
+            m.metric_smoothed.get_or_create(&ml).set(v);
+        }
+        if let Some(q) = spec.target.quantity() {
+            m.metric_target.get_or_create(&ml).set(q.value());
+        }
+    }
+    let _ = decision;
+}
