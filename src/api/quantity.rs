@@ -156,9 +156,11 @@ impl JsonSchema for Quantity {
 
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
         // Kubernetes' int-or-string, as for `resource.Quantity`; the CEL rules on each
-        // field (and `api::validation`) check the value itself.
+        // field (and `api::validation`) check the value itself. `maxLength` bounds the
+        // CEL cost estimate (without it the API server refuses the quantity rules).
         json_schema!({
             "x-kubernetes-int-or-string": true,
+            "maxLength": 64,
         })
     }
 }

@@ -140,8 +140,10 @@ fn init_logging(filter: &str, format: crate::telemetry::LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     // stderr, so that `ballast crd` and `simulate --output csv` print clean stdout.
+    use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let _ = match format {
         crate::telemetry::LogFormat::Json => builder.json().try_init(),

@@ -25,7 +25,6 @@ use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
@@ -112,7 +111,8 @@ pub struct Context {
     pub scaler: Scaler,
     pub sources: Registry,
     pub metrics: Arc<Metrics>,
-    pub recorder: Recorder,
+    /// This replica's identity (Lease holder, Events' reportingInstance).
+    pub identity: String,
     pub leader: watch::Receiver<bool>,
     state: Mutex<HashMap<String, PolicyState>>,
 }
@@ -130,7 +130,7 @@ impl Context {
         client: Client,
         sources: Registry,
         metrics: Arc<Metrics>,
-        recorder: Recorder,
+        identity: String,
         leader: watch::Receiver<bool>,
     ) -> Self {
         Self {
@@ -138,7 +138,7 @@ impl Context {
             client,
             sources,
             metrics,
-            recorder,
+            identity,
             leader,
             state: Mutex::new(HashMap::new()),
         }
@@ -414,9 +414,8 @@ async fn tick(
     );
     report::record_metrics(ctx, policy, &status, decision.as_ref(), now);
     if leader {
-        let reference = policy.object_ref(&());
         for event in report::events(policy, &fetched, decision.as_ref(), &applied) {
-            if let Err(e) = ctx.recorder.publish(&event, &reference).await {
+            if let Err(e) = report::publish(ctx, policy, &event).await {
                 debug!(error = %e, reason = %event.reason, "publishing an event failed");
             }
         }
@@ -637,18 +636,11 @@ pub async fn run(
     )
     .map_err(|e| anyhow::anyhow!("--prometheus-url: {e}"))?;
 
-    let recorder = Recorder::new(
-        client.clone(),
-        Reporter {
-            controller: "ballast".into(),
-            instance: Some(config.identity.clone()),
-        },
-    );
     let ctx = Arc::new(Context::new(
         client.clone(),
         sources,
         metrics.clone(),
-        recorder,
+        config.identity.clone(),
         leader_rx.clone(),
     ));
 
@@ -694,12 +686,21 @@ pub async fn run(
     {
         let (store, sources, health) = (store.clone(), source_store.clone(), health.clone());
         tokio::spawn(async move {
-            if store.wait_until_ready().await.is_ok() && sources.wait_until_ready().await.is_ok() {
-                health
-                    .ready
-                    .store(true, std::sync::atomic::Ordering::Relaxed);
-                info!("caches synced; ready");
-            }
+            // Re-poll: kube's readiness future keeps only the last waiter's waker, and
+            // the controller waits on the same store, so a single await can sleep forever.
+            while tokio::time::timeout(Duration::from_millis(500), store.wait_until_ready())
+                .await
+                .is_err()
+            {}
+            debug!("policy cache synced");
+            while tokio::time::timeout(Duration::from_millis(500), sources.wait_until_ready())
+                .await
+                .is_err()
+            {}
+            health
+                .ready
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            info!("caches synced; ready");
         });
     }
     // Forget deleted policies (state and metric series) once a minute.

@@ -2,9 +2,11 @@
 //! or a successor needs has changed), conditions with HPA-style reasons and
 //! `lastTransitionTime` kept, Events, and the operator's metrics.
 
+use k8s_openapi::api::events::v1::Event as K8sEvent;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use kube::api::PostParams;
 use kube::api::{Patch, PatchParams};
-use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 
@@ -246,8 +248,8 @@ pub fn status(
             .iter()
             .map(|m| MetricStatus {
                 name: m.name.clone(),
-                raw: m.raw,
-                smoothed: m.smoothed,
+                raw: m.raw.map(significant),
+                smoothed: m.smoothed.map(significant),
                 sample_time: m.sample_time.and_then(ts),
             })
             .collect(),
@@ -378,6 +380,62 @@ pub async fn write_status(
     )
     .await
     .map(|_| ())
+}
+
+/// Severity of an Event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventType {
+    Normal,
+    Warning,
+}
+
+/// One Event about a policy.
+#[derive(Clone, Debug)]
+pub struct Event {
+    pub type_: EventType,
+    pub reason: String,
+    pub note: Option<String>,
+    pub action: String,
+    pub secondary: Option<k8s_openapi::api::core::v1::ObjectReference>,
+}
+
+/// The `reportingController` of our Events.
+pub const REPORTING_CONTROLLER: &str = "autoscaling.ballast.dev/operator";
+
+/// Publish an Event (events.k8s.io/v1) about `policy`. Each call creates one Event:
+/// kube's recorder folds events with the same reason into one series and keeps the
+/// first note, which would hide "scaled from 5 to 8" behind "from 1 to 5".
+pub async fn publish(
+    ctx: &Context,
+    policy: &CustomScalingPolicy,
+    event: &Event,
+) -> Result<(), kube::Error> {
+    let namespace = policy.namespace().unwrap_or_default();
+    let now = jiff::Timestamp::now();
+    let object = K8sEvent {
+        metadata: ObjectMeta {
+            name: Some(format!("{}.{:x}", policy.name_any(), now.as_nanosecond())),
+            namespace: Some(namespace.clone()),
+            ..Default::default()
+        },
+        event_time: Some(MicroTime(now)),
+        action: Some(event.action.clone()),
+        reason: Some(event.reason.clone()),
+        note: event.note.clone(),
+        type_: Some(match event.type_ {
+            EventType::Normal => "Normal".into(),
+            EventType::Warning => "Warning".into(),
+        }),
+        regarding: Some(policy.object_ref(&())),
+        related: event.secondary.clone(),
+        reporting_controller: Some(REPORTING_CONTROLLER.into()),
+        reporting_instance: Some(ctx.identity.clone()),
+        ..Default::default()
+    };
+    Api::<K8sEvent>::namespaced(ctx.client.clone(), &namespace)
+        .create(&PostParams::default(), &object)
+        .await
+        .map(|_| ())
 }
 
 /// Events for what happened at this tick (leader only).
@@ -521,6 +579,16 @@ pub fn events(
         });
     }
     out
+}
+
+/// Six significant digits: enough for people and dashboards, and `kubectl get`
+/// shows `1184.62` rather than `1184.6206896551723`.
+pub fn significant(v: f64) -> f64 {
+    if v == 0.0 || !v.is_finite() {
+        return v;
+    }
+    let scale = 10f64.powi(5 - v.abs().log10().floor() as i32);
+    (v * scale).round() / scale
 }
 
 fn fmt_num(v: f64) -> String {
