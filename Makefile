@@ -3,14 +3,15 @@ SHELL := /bin/bash
 CARGO ?= cargo
 BALLAST := target/debug/ballast
 
-.PHONY: build test unit lint crds demo e2e-build cluster-up cluster-down e2e-smoke clean
+.PHONY: build test unit lint crds demo e2e-build cluster-up cluster-down e2e-smoke e2e-operator clean
 
 build:
 	$(CARGO) build --locked
 
 # Everything CI checks: format and clippy, unit/property/CLI tests, then the
-# end-to-end smoke tests on a real local cluster (built and started by e2e/).
-test: lint unit e2e-smoke
+# end-to-end smoke tests and operator scenarios on a real local cluster (built and
+# started by e2e/).
+test: lint unit e2e-smoke e2e-operator
 
 unit:
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
@@ -50,6 +51,11 @@ cluster-down:
 
 e2e-smoke: build
 	e2e/smoke
+
+# The operator's scenarios (scale-up on evictions, windows, Prometheus down, node
+# pools, failover, bounds/paused/dryRun) against the same harness.
+e2e-operator: build
+	e2e/operator
 
 clean:
 	$(CARGO) clean
