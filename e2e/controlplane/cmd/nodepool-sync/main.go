@@ -7,8 +7,9 @@
 //     ballast.dev/node-pool=<md> and ballast.dev/node-pool-namespace=<ns> and
 //     annotated kwok.x-k8s.io/node=fake so KWOK manages them (KWOK's stages
 //     make them Ready);
-//   - deletes the highest-numbered Nodes of the pool when spec.replicas drops
-//     (and every Node of a pool whose MachineDeployment is gone);
+//   - cordons, drains and deletes the highest-numbered Nodes of the pool when
+//     spec.replicas drops (and every Node of a pool whose MachineDeployment is
+//     gone);
 //   - writes status.replicas, readyReplicas, availableReplicas,
 //     updatedReplicas, unavailableReplicas, selector, observedGeneration and
 //     phase through the status subresource, so /scale reports real numbers.
@@ -36,6 +37,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
@@ -215,6 +217,15 @@ func (s *syncer) syncPool(ctx context.Context, md *unstructured.Unstructured, no
 		idx = append(idx, i)
 	}
 	sort.Sort(sort.Reverse(sort.IntSlice(idx)))
+	// Cordon every Node that goes before draining any, so pods drained from
+	// one are not rescheduled onto another that is about to go.
+	for _, i := range idx {
+		if int64(i) >= want {
+			if err := s.cordon(ctx, have[i].Name); err != nil {
+				return err
+			}
+		}
+	}
 	for _, i := range idx {
 		if int64(i) >= want {
 			if err := s.deleteNode(ctx, have[i].Name, key); err != nil {
@@ -330,8 +341,36 @@ func name_(s string) string {
 	return s
 }
 
+func (s *syncer) cordon(ctx context.Context, name string) error {
+	_, err := s.kube.CoreV1().Nodes().Patch(ctx, name, types.MergePatchType,
+		[]byte(`{"spec":{"unschedulable":true}}`), metav1.PatchOptions{FieldManager: managedBy})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("cordon node %s: %w", name, err)
+	}
+	return nil
+}
+
+// deleteNode drains the Node (deletes the pods bound to it, as Cluster API
+// does before it deletes a Machine, so their controllers recreate them on the
+// remaining Nodes at once instead of after the pod GC's 40 s quarantine), then
+// deletes it.
 func (s *syncer) deleteNode(ctx context.Context, name, pool string) error {
-	err := s.kube.CoreV1().Nodes().Delete(ctx, name, metav1.DeleteOptions{})
+	pods, err := s.kube.CoreV1().Pods(metav1.NamespaceAll).List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + name})
+	if err != nil {
+		return fmt.Errorf("list pods on node %s: %w", name, err)
+	}
+	for _, p := range pods.Items {
+		if p.DeletionTimestamp != nil {
+			continue
+		}
+		if err := s.kube.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("drain node %s: delete pod %s/%s: %w", name, p.Namespace, p.Name, err)
+		}
+	}
+	if len(pods.Items) > 0 {
+		log.Printf("nodepool-sync: pool %s: drained %d pods from node %s", pool, len(pods.Items), name)
+	}
+	err = s.kube.CoreV1().Nodes().Delete(ctx, name, metav1.DeleteOptions{})
 	if err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("delete node %s: %w", name, err)
 	}
