@@ -45,6 +45,24 @@ pub enum Command {
     Lint(LintArgs),
     /// Replay a metric series through a policy and show the replicas it would set.
     Simulate(SimulateArgs),
+    /// Run one PromQL query the way the operator does and show what it would read.
+    Query(QueryArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// Prometheus base URL.
+    #[arg(long, env = "BALLAST_PROMETHEUS_URL", value_name = "URL")]
+    pub prometheus: String,
+    /// The PromQL query, as in a policy's `metrics[].query`.
+    #[arg(value_name = "QUERY")]
+    pub query: String,
+    /// Query timeout.
+    #[arg(long, default_value = "5s")]
+    pub timeout: crate::api::Duration,
+    /// Largest response accepted, in bytes.
+    #[arg(long, default_value_t = 1024 * 1024)]
+    pub max_response_bytes: u64,
 }
 
 #[derive(Debug, Args)]
@@ -126,12 +144,46 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Crd(args) => crd::run(&args),
         Command::Lint(args) => lint::run(&args),
         Command::Simulate(args) => simulate::run(&args),
+        Command::Query(args) => query(&args),
     };
     match result {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::from(2)
+        }
+    }
+}
+
+/// `ballast query`: one instant query through the operator's client and decoding.
+/// Exit 0 with a value, 1 with "no data", 2 on an error (with its category).
+fn query(args: &QueryArgs) -> anyhow::Result<ExitCode> {
+    use crate::metrics::{Prometheus, Reading};
+    if let Err(message) = crate::api::validation::check_promql(&args.query) {
+        anyhow::bail!("{message}");
+    }
+    let client = Prometheus::new(&args.prometheus, None, args.timeout.to_std())?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    match runtime.block_on(client.query_instant(&args.query, args.max_response_bytes)) {
+        Ok(Reading::Value { value, time }) => {
+            let at = jiff::Timestamp::from_millisecond(time)
+                .map(|t| t.to_string())
+                .unwrap_or_else(|_| time.to_string());
+            println!("value {value} at {at}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(Reading::NoData(why)) => {
+            println!(
+                "no data: {} (a policy holds its replicas; never read as zero)",
+                why.as_str()
+            );
+            Ok(ExitCode::from(1))
+        }
+        Err(e) => {
+            println!("error ({}): {e}", e.category());
+            Ok(ExitCode::from(2))
         }
     }
 }

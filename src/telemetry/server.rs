@@ -98,26 +98,34 @@ async fn overloaded(err: BoxError) -> Response {
     }
 }
 
-/// The router with its limits, for serving and for tests.
+/// The admin router with its limits.
 pub fn router(metrics_registry: Arc<Metrics>, health: Arc<Health>, limits: &Limits) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(AppState {
             metrics: metrics_registry,
             health,
-        })
-        .layer(
-            ServiceBuilder::new()
-                .layer(HandleErrorLayer::new(overloaded))
-                .load_shed()
-                .concurrency_limit(limits.max_concurrent_requests)
-                .timeout(limits.request_timeout),
-        )
+        });
+    with_limits(routes, limits)
+}
+
+/// Wrap any router in the request limits (shared with the webhook server): body
+/// size, request timeout, and a concurrency limit that sheds load with 503. The
+/// stack wraps the router as one service, so every connection shares one limit
+/// (layers added per route would be rebuilt per request for stateless routes).
+pub fn with_limits(routes: Router, limits: &Limits) -> Router {
+    let limited = ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(overloaded))
+        .load_shed()
+        .concurrency_limit(limits.max_concurrent_requests)
+        .timeout(limits.request_timeout)
         .layer(tower_http::limit::RequestBodyLimitLayer::new(
             limits.max_body_bytes,
         ))
+        .service(routes);
+    Router::new().fallback_service(limited)
 }
 
 /// Serve `router` on `listener` until `shutdown` resolves.
