@@ -415,8 +415,9 @@ async fn tick(
     report::record_metrics(ctx, policy, &status, decision.as_ref(), now);
     if leader {
         for event in report::events(policy, &fetched, decision.as_ref(), &applied) {
-            if let Err(e) = report::publish(ctx, policy, &event).await {
-                debug!(error = %e, reason = %event.reason, "publishing an event failed");
+            match report::publish(ctx, policy, &event).await {
+                Ok(()) => info!(reason = %event.reason, "event"),
+                Err(e) => warn!(error = %e, reason = %event.reason, "publishing an event failed"),
             }
         }
         let previous = {
