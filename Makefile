@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 BALLAST := target/debug/ballast
 
-.PHONY: build test unit lint crds demo e2e-build cluster-up cluster-down e2e-smoke e2e-operator clean
+.PHONY: build test unit lint alerts crds demo e2e-build cluster-up cluster-down e2e-smoke e2e-operator clean
 
 build:
 	$(CARGO) build --locked
@@ -11,7 +11,7 @@ build:
 # Everything CI checks: format and clippy, unit/property/CLI tests, then the
 # end-to-end smoke tests and operator scenarios on a real local cluster (built and
 # started by e2e/).
-test: lint unit e2e-smoke e2e-operator
+test: lint unit alerts e2e-smoke e2e-operator
 
 unit:
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
@@ -24,6 +24,15 @@ unit:
 lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
+
+# The alert rules: promtool (from Debian's prometheus package) checks them and runs
+# their unit tests; every runbook_url must name a page in docs/runbooks/.
+alerts:
+	@command -v promtool >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; }
+	promtool check rules deploy/prometheus/ballast.rules.yaml
+	cd deploy/prometheus && promtool test rules ballast.rules.test.yaml
+	@for f in $$(sed -n 's/.*runbook_url: //p' deploy/prometheus/ballast.rules.yaml); do \
+		[ -f "$$f" ] || { echo "runbook_url $$f: no such page"; exit 1; }; done; echo "runbooks: every runbook_url exists"
 
 # Regenerate crds/ from the Rust types (a test fails when they drift).
 crds:

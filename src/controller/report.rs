@@ -649,6 +649,9 @@ pub fn record_metrics(
     m.last_evaluation
         .get_or_create(&labels)
         .set(now as f64 / 1000.0);
+    m.poll_interval
+        .get_or_create(&labels)
+        .set(policy.spec.poll_interval.as_secs_f64());
     for (spec, st) in policy.spec.metrics.iter().zip(&status.metrics) {
         let ml = MetricLabels {
             namespace: labels.namespace.clone(),

@@ -86,6 +86,7 @@ pub struct Metrics {
     pub metrics_available: Family<PolicyLabels, Gauge>,
     pub scaling_limited: Family<PolicyLabels, Gauge>,
     pub last_evaluation: Family<PolicyLabels, FloatGauge>,
+    pub poll_interval: Family<PolicyLabels, FloatGauge>,
     pub query_duration: Family<SourceLabels, Histogram>,
     pub query_errors: Family<SourceErrorLabels, Counter>,
     pub circuit_state: Family<SourceLabels, Gauge>,
@@ -125,6 +126,7 @@ impl Metrics {
             metrics_available: Family::default(),
             scaling_limited: Family::default(),
             last_evaluation: Family::default(),
+            poll_interval: Family::default(),
             query_duration: Family::new_with_constructor(seconds_histogram),
             query_errors: Family::default(),
             circuit_state: Family::default(),
@@ -207,6 +209,11 @@ impl Metrics {
             m.last_evaluation.clone(),
         );
         registry.register(
+            "poll_interval_seconds",
+            "The policy's pollInterval (for staleness alerts)",
+            m.poll_interval.clone(),
+        );
+        registry.register(
             "query_duration_seconds",
             "Metric query latency by source",
             m.query_duration.clone(),
@@ -276,6 +283,7 @@ impl Metrics {
             family.remove(&p);
         }
         self.last_evaluation.remove(&p);
+        self.poll_interval.remove(&p);
         for metric in metrics {
             let m = MetricLabels {
                 namespace: namespace.into(),
