@@ -3,15 +3,18 @@ SHELL := /bin/bash
 CARGO ?= cargo
 BALLAST := target/debug/ballast
 
-.PHONY: build test unit lint alerts crds demo e2e-build cluster-up cluster-down e2e-smoke e2e-operator clean
+.PHONY: build test unit lint alerts crds demo e2e e2e-build cluster-up cluster-down e2e-smoke e2e-operator clean
 
 build:
 	$(CARGO) build --locked
 
-# Everything CI checks: format and clippy, unit/property/CLI tests, then the
-# end-to-end smoke tests and operator scenarios on a real local cluster (built and
-# started by e2e/).
-test: lint unit alerts e2e-smoke e2e-operator
+# Everything CI checks: format and clippy, unit/property/CLI tests, the alert rules,
+# then the end-to-end smoke tests and operator scenarios on one real local cluster
+# (built and started by e2e/, torn down at the end).
+test: lint unit alerts e2e
+
+e2e: build
+	e2e/all
 
 unit:
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
