@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use anyhow::{Context, anyhow};
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use super::simulate::SimRow;
@@ -172,13 +173,7 @@ pub fn draw(
             .label("failed read")
             .legend(|(x, y)| Cross::new((x + 9, y), 5, MISSING.stroke_width(2)));
     }
-    chart
-        .configure_series_labels()
-        .border_style(GREY)
-        .background_style(WHITE.mix(0.85))
-        .position(SeriesLabelPosition::UpperRight)
-        .draw()
-        .map_err(|e| anyhow!("drawing the legend: {e}"))?;
+    legend(&mut chart)?;
 
     // --- replicas and nodes
     let mut chart = ChartBuilder::on(&bottom)
@@ -234,16 +229,22 @@ pub fn draw(
                 PathElement::new(vec![(x, y), (x + 18, y)], PALETTE[1].stroke_width(3))
             });
     }
+    legend(&mut chart)?;
+    root.present()
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+type Chart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+fn legend<'a>(chart: &mut Chart<'a, 'a>) -> anyhow::Result<()> {
     chart
         .configure_series_labels()
         .border_style(GREY)
         .background_style(WHITE.mix(0.85))
         .position(SeriesLabelPosition::UpperRight)
         .draw()
-        .map_err(|e| anyhow!("drawing the legend: {e}"))?;
-    root.present()
-        .with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
+        .map_err(|e| anyhow!("drawing the legend: {e}"))
 }
 
 fn target_desc(spec: &CustomScalingPolicySpec) -> String {

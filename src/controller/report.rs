@@ -632,20 +632,20 @@ pub fn record_metrics(
             m.desired_nodes.get_or_create(&labels).set(i64::from(n));
         }
     }
-    let available = status
-        .conditions
-        .iter()
-        .any(|c| c.type_ == types::METRICS_AVAILABLE && c.status == "True");
+    let is_true = |t: &str| {
+        i64::from(
+            status
+                .conditions
+                .iter()
+                .any(|c| c.type_ == t && c.status == "True"),
+        )
+    };
     m.metrics_available
         .get_or_create(&labels)
-        .set(i64::from(available));
-    let limited = status
-        .conditions
-        .iter()
-        .any(|c| c.type_ == types::SCALING_LIMITED && c.status == "True");
+        .set(is_true(types::METRICS_AVAILABLE));
     m.scaling_limited
         .get_or_create(&labels)
-        .set(i64::from(limited));
+        .set(is_true(types::SCALING_LIMITED));
     m.last_evaluation
         .get_or_create(&labels)
         .set(now as f64 / 1000.0);

@@ -148,21 +148,24 @@ impl Prometheus {
         &self.address
     }
 
+    fn query_error(&self, query: &str, source: prometheus_http_query::Error) -> QueryError {
+        QueryError::QueryPrometheus {
+            address: self.address.clone(),
+            query: query.to_string(),
+            source,
+        }
+    }
+
     /// One instant query, reading at most `max_bytes` of the answer.
     pub async fn query_instant(&self, query: &str, max_bytes: u64) -> Result<Reading, QueryError> {
         let mut builder = self.client.query(query);
         if let Some(auth) = &self.auth {
             builder = builder.header(AUTHORIZATION, auth.clone());
         }
-        let mut response =
-            builder
-                .get_raw()
-                .await
-                .map_err(|source| QueryError::QueryPrometheus {
-                    address: self.address.clone(),
-                    query: query.to_string(),
-                    source,
-                })?;
+        let mut response = builder
+            .get_raw()
+            .await
+            .map_err(|source| self.query_error(query, source))?;
         let status = response.status();
         // Prometheus answers 400/422/503 with a JSON error body worth decoding.
         let decodable = status.is_success() || matches!(status.as_u16(), 400 | 422 | 503);
@@ -224,11 +227,7 @@ impl Prometheus {
                 .query_range(query, from, to, step as f64)
                 .get()
                 .await
-                .map_err(|source| QueryError::QueryPrometheus {
-                    address: self.address.clone(),
-                    query: query.to_string(),
-                    source,
-                })?;
+                .map_err(|source| self.query_error(query, source))?;
             match result.data() {
                 Data::Matrix(series) => {
                     if series.len() > 1 {
