@@ -535,11 +535,23 @@ fn foot_guns(spec: &CustomScalingPolicySpec, p: &mut Vec<Problem>) {
 /// Every rule about one metrics source.
 pub fn validate_source(spec: &ClusterMetricsSourceSpec) -> Vec<Problem> {
     let mut p = Vec::new();
-    if !(spec.address.starts_with("http://") || spec.address.starts_with("https://")) {
-        p.push(Problem::error(
+    match spec.address.split_once("://") {
+        Some(("http" | "https", rest)) => {
+            let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+            if authority.contains('@') {
+                // Never echo the value: it holds a credential.
+                p.push(Problem::error(
+                    "spec.address",
+                    "must not contain credentials (user:password@); use spec.auth with a Secret",
+                ));
+            } else if authority.is_empty() {
+                p.push(Problem::error("spec.address", "has no host"));
+            }
+        }
+        _ => p.push(Problem::error(
             "spec.address",
             format!("{:?} must start with http:// or https://", spec.address),
-        ));
+        )),
     }
     if spec.allowed_namespaces.is_empty() {
         p.push(Problem::error(

@@ -20,10 +20,11 @@ pub async fn apply(
 ) -> Applied {
     let spec = &policy.spec;
     let mut applied = Applied::default();
-    let node_change = decision
-        .nodes
-        .as_ref()
-        .filter(|n| n.current != Some(n.desired) && n.order != Order::Unchanged);
+    // A pool whose size could not be read is never written: a blind write could
+    // skip scaleDownDelay or shrink it under the workload.
+    let node_change = decision.nodes.as_ref().filter(|n| {
+        n.current.is_some() && n.current != Some(n.desired) && n.order != Order::Unchanged
+    });
     let workload_change = decision.desired_replicas != current;
     if !workload_change && node_change.is_none() {
         return applied;
@@ -57,6 +58,11 @@ pub async fn apply(
         }
     }
     if workload_change {
+        // Leadership can be lost while the metrics were read: ask again right before.
+        if !ctx.is_leader() {
+            applied.skipped = Some("not_leader");
+            return applied;
+        }
         match ctx
             .scaler
             .write(namespace, &spec.target_ref, None, decision.desired_replicas)
@@ -100,6 +106,10 @@ async fn write_nodes(
     let (Some(n), Some(pool)) = (change, policy.spec.node_pool.as_ref()) else {
         return;
     };
+    if !ctx.is_leader() {
+        applied.skipped = Some("not_leader");
+        return;
+    }
     match ctx
         .scaler
         .write(

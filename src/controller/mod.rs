@@ -17,6 +17,7 @@ pub mod fetch;
 pub mod report;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -31,6 +32,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use tokio::sync::watch;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
+use crate::api::conditions::types;
 use crate::api::history::History;
 use crate::api::validation::{self, Severity};
 use crate::api::{ClusterMetricsSource, CustomScalingPolicy, CustomScalingPolicyStatus};
@@ -40,6 +42,7 @@ use crate::scale::Scaler;
 use crate::telemetry::{
     CategoryLabels, Direction, DirectionLabels, Metrics, PolicyDirectionLabels,
 };
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 /// Operator settings (from `ballast run`'s flags).
 #[derive(Clone, Debug)]
@@ -94,12 +97,15 @@ struct PolicyState {
     force: bool,
     /// The newest history, while this replica leads.
     history: Option<History>,
-    /// Whether this replica led at the last tick.
+    /// Whether this replica led at the last tick, and in which leadership epoch.
     led: bool,
+    epoch: u64,
     /// Target replicas seen at the last tick.
     last_current: Option<u32>,
     /// The status this replica last wrote.
     last_written: Option<CustomScalingPolicyStatus>,
+    /// A status whose write failed, retried before the next tick.
+    pending_status: Option<CustomScalingPolicyStatus>,
     /// Consecutive failed ticks, for the error backoff.
     errors: u32,
     metric_names: Vec<String>,
@@ -114,8 +120,18 @@ pub struct Context {
     /// This replica's identity (Lease holder, Events' reportingInstance).
     pub identity: String,
     pub leader: watch::Receiver<bool>,
+    /// Until when (Unix ms) the Lease, as last read back, is ours. The lease
+    /// manager only reports changes it sees; if renewals fail it keeps saying
+    /// "leader", so writes also require this deadline (see `watch_lease`).
+    lease_valid_until: AtomicI64,
+    /// Bumped on every leadership change: in-memory history from another epoch is
+    /// not trusted.
+    epoch: AtomicU64,
     state: Mutex<HashMap<String, PolicyState>>,
 }
+
+/// `next_due` of a policy that waits for a spec change (invalid spec).
+const NEVER: i64 = i64::MAX / 2;
 
 pub fn now_ms() -> i64 {
     jiff::Timestamp::now().as_millisecond()
@@ -140,12 +156,20 @@ impl Context {
             metrics,
             identity,
             leader,
+            lease_valid_until: AtomicI64::new(0),
+            epoch: AtomicU64::new(0),
             state: Mutex::new(HashMap::new()),
         }
     }
 
-    fn is_leader(&self) -> bool {
-        *self.leader.borrow()
+    /// Leader, and the Lease read back from the API server says so and has not
+    /// expired by our clock. Checked before every write.
+    pub fn is_leader(&self) -> bool {
+        *self.leader.borrow() && now_ms() < self.lease_valid_until.load(Ordering::Relaxed)
+    }
+
+    fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Relaxed)
     }
 
     /// Mark the policies targeting `kind/name` in `namespace` for an immediate tick
@@ -174,8 +198,12 @@ impl Context {
 
 /// When a tick is due, or how long to wait.
 enum Schedule {
-    Now { late_by_ms: i64 },
+    Now {
+        late_by_ms: i64,
+    },
     Wait(Duration),
+    /// Nothing to do until the spec changes.
+    Never,
 }
 
 fn schedule(ctx: &Context, policy: &CustomScalingPolicy, k: &str, now: i64) -> Schedule {
@@ -198,6 +226,9 @@ fn schedule(ctx: &Context, policy: &CustomScalingPolicy, k: &str, now: i64) -> S
     if st.force {
         st.force = false;
         return Schedule::Now { late_by_ms: 0 };
+    }
+    if st.next_due == NEVER {
+        return Schedule::Never;
     }
     if now >= st.next_due {
         return Schedule::Now {
@@ -249,7 +280,11 @@ pub async fn reconcile(
     let k = key(&namespace, &name);
     let now = now_ms();
     let late_by = match schedule(&ctx, policy, &k, now) {
-        Schedule::Wait(d) => return Ok(Action::requeue(d)),
+        Schedule::Wait(d) => {
+            retry_pending_status(&ctx, policy, &namespace, &k).await?;
+            return Ok(Action::requeue(d));
+        }
+        Schedule::Never => return Ok(Action::await_change()),
         Schedule::Now { late_by_ms } => late_by_ms,
     };
     ctx.metrics.tick_lag.observe(late_by.max(0) as f64 / 1000.0);
@@ -277,6 +312,7 @@ async fn tick(
     now: i64,
 ) -> Result<Option<Duration>, Error> {
     let leader = ctx.is_leader();
+    let epoch = ctx.epoch();
     let spec = &policy.spec;
 
     // An object the API admitted may still break rules CEL cannot see (PromQL).
@@ -287,29 +323,43 @@ async fn tick(
         .collect();
     if !errors.is_empty() {
         warn!(problems = %errors.join("; "), "invalid policy; waiting for a change");
-        if leader {
+        if let Ok(mut state) = ctx.state.lock()
+            && let Some(st) = state.get_mut(k)
+        {
+            st.next_due = NEVER;
+        }
+        if ctx.is_leader() {
             let mut status = policy.status.clone().unwrap_or_default();
             status.observed_generation = policy.metadata.generation;
-            let generation = policy.metadata.generation;
-            let msg = errors.join("; ");
-            let mut conditions = Vec::new();
-            for t in [
-                crate::api::conditions::types::READY,
-                crate::api::conditions::types::ABLE_TO_SCALE,
-            ] {
-                conditions.push(k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+            let message: String = errors.join("; ").chars().take(1024).collect();
+            let conditions = [types::READY, types::ABLE_TO_SCALE]
+                .into_iter()
+                .map(|t| Condition {
                     type_: t.into(),
                     status: "False".into(),
                     reason: "InvalidSpec".into(),
-                    message: msg.chars().take(1024).collect(),
-                    observed_generation: generation,
-                    last_transition_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-                        jiff::Timestamp::now(),
-                    ),
-                });
+                    message: message.clone(),
+                    observed_generation: policy.metadata.generation,
+                    last_transition_time: Time(jiff::Timestamp::now()),
+                })
+                .collect();
+            let old = policy
+                .status
+                .as_ref()
+                .map(|s| s.conditions.clone())
+                .unwrap_or_default();
+            status.conditions = report::keep_transition_times(conditions, &old);
+            let unchanged = policy.status.as_ref().is_some_and(|s| {
+                s.observed_generation == status.observed_generation
+                    && s.conditions.len() == status.conditions.len()
+                    && s.conditions.iter().zip(&status.conditions).all(|(a, b)| {
+                        (&a.type_, &a.status, &a.reason, &a.message)
+                            == (&b.type_, &b.status, &b.reason, &b.message)
+                    })
+            });
+            if !unchanged {
+                write(ctx, policy, namespace, k, &status).await?;
             }
-            status.conditions = conditions;
-            write(ctx, policy, namespace, k, &status).await?;
         }
         return Ok(None);
     }
@@ -339,7 +389,7 @@ async fn tick(
                 let state = ctx.state.lock().ok();
                 let st = state.as_ref().and_then(|s| s.get(k));
                 match st {
-                    Some(st) if leader && st.led && st.history.is_some() => {
+                    Some(st) if leader && st.led && st.epoch == epoch && st.history.is_some() => {
                         st.history.clone().unwrap_or_default()
                     }
                     _ => restored(current),
@@ -389,6 +439,17 @@ async fn tick(
                     })
                     .inc();
             }
+            // Keep what happened before anything else can fail (the status write):
+            // a retry must see this tick's scale event and its own write.
+            if let Ok(mut state) = ctx.state.lock()
+                && let Some(st) = state.get_mut(k)
+            {
+                st.history = if leader { Some(next.clone()) } else { None };
+                st.led = leader;
+                st.epoch = epoch;
+                st.last_current = Some(applied.replicas.map_or(current, |(_, to)| to));
+                st.errors = 0;
+            }
             (Some(decision), applied, Some(next))
         }
         Err(e) => {
@@ -413,7 +474,7 @@ async fn tick(
         now,
     );
     report::record_metrics(ctx, policy, &status, decision.as_ref(), now);
-    if leader {
+    if ctx.is_leader() {
         for event in report::events(policy, &fetched, decision.as_ref(), &applied) {
             match report::publish(ctx, policy, &event).await {
                 Ok(()) => info!(reason = %event.reason, "event"),
@@ -425,19 +486,56 @@ async fn tick(
             state.and_then(|s| s.get(k).and_then(|st| st.last_written.clone()))
         };
         let stored = previous.as_ref().or(policy.status.as_ref());
-        if report::worth_writing(&status, stored, policy) {
-            write(ctx, policy, namespace, k, &status).await?;
+        if report::worth_writing(&status, stored, policy)
+            && let Err(e) = write(ctx, policy, namespace, k, &status).await
+        {
+            if let Ok(mut state) = ctx.state.lock()
+                && let Some(st) = state.get_mut(k)
+            {
+                st.pending_status = Some(status);
+            }
+            // Schedule the next tick as usual; the status is retried before it.
+            next_tick(ctx, policy, k, now);
+            return Err(e);
         }
     }
-    if let Ok(mut state) = ctx.state.lock()
+    if decision.is_none()
+        && let Ok(mut state) = ctx.state.lock()
         && let Some(st) = state.get_mut(k)
     {
-        st.history = if leader { history } else { None };
-        st.led = leader;
-        st.last_current = fetched.current_replicas.as_ref().ok().copied();
-        st.errors = 0;
+        st.last_current = None;
     }
+    let _ = history;
     Ok(Some(next_tick(ctx, policy, k, now)))
+}
+
+/// Retry a status write that failed, between ticks (leader only).
+async fn retry_pending_status(
+    ctx: &Context,
+    policy: &CustomScalingPolicy,
+    namespace: &str,
+    k: &str,
+) -> Result<(), Error> {
+    let pending = ctx
+        .state
+        .lock()
+        .ok()
+        .and_then(|mut s| s.get_mut(k).and_then(|st| st.pending_status.take()));
+    let Some(status) = pending else {
+        return Ok(());
+    };
+    if !ctx.is_leader() {
+        return Ok(());
+    }
+    if let Err(e) = write(ctx, policy, namespace, k, &status).await {
+        if let Ok(mut state) = ctx.state.lock()
+            && let Some(st) = state.get_mut(k)
+        {
+            st.pending_status = Some(status);
+        }
+        return Err(e);
+    }
+    Ok(())
 }
 
 async fn write(
@@ -488,8 +586,6 @@ pub fn error_policy(
         .and_then(|mut s| {
             s.get_mut(&k).map(|st| {
                 st.errors = st.errors.saturating_add(1);
-                // Retry the tick itself.
-                st.force = true;
                 st.errors
             })
         })
@@ -547,6 +643,47 @@ pub async fn wait_for_crds(client: &Client, timeout: Duration) -> anyhow::Result
     Ok(())
 }
 
+/// Read the Lease back every quarter of its duration and extend
+/// `lease_valid_until` while it names us: renew time + duration − grace, by the
+/// holder's own clock (the holder writes renew times, so there is no skew). When
+/// reads fail or another replica holds it, the deadline is not extended and writes
+/// stop by themselves once it passes.
+async fn watch_lease(
+    ctx: Arc<Context>,
+    mut leadership: watch::Receiver<bool>,
+    namespace: String,
+    duration: Duration,
+    grace: Duration,
+) {
+    let api: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(ctx.client.clone(), &namespace);
+    let every = (duration / 4).max(Duration::from_millis(500));
+    loop {
+        match api.get_opt(crate::api::conditions::LEASE_NAME).await {
+            Ok(Some(lease)) => {
+                let spec = lease.spec.unwrap_or_default();
+                let ours = spec.holder_identity.as_deref() == Some(ctx.identity.as_str());
+                let renewed = spec.renew_time.map(|t| t.0.as_millisecond());
+                let seconds = spec.lease_duration_seconds.map(i64::from).unwrap_or(0);
+                match (ours, renewed) {
+                    (true, Some(renewed)) => {
+                        let until = renewed + seconds * 1000 - grace.as_millis() as i64;
+                        ctx.lease_valid_until.store(until, Ordering::Relaxed);
+                    }
+                    _ => ctx.lease_valid_until.store(0, Ordering::Relaxed),
+                }
+            }
+            Ok(None) => ctx.lease_valid_until.store(0, Ordering::Relaxed),
+            Err(e) => debug!(error = %e, "reading the leader lease"),
+        }
+        // Read again on schedule, or at once when the lease manager reports a change.
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            changed = leadership.changed() => if changed.is_err() { return },
+        }
+    }
+}
+
 /// Policies in `store` whose target is `kind/name` in `namespace`.
 fn policies_targeting(
     store: &Store<DeserializeGuard<CustomScalingPolicy>>,
@@ -593,21 +730,6 @@ pub async fn run(
     .await
     .map_err(|e| anyhow::anyhow!("creating the leader lease manager: {e}"))?;
     let (leader_rx, lease_task) = lease.watch().await;
-    {
-        let mut rx = leader_rx.clone();
-        let metrics = metrics.clone();
-        let identity = config.identity.clone();
-        tokio::spawn(async move {
-            loop {
-                let is_leader = *rx.borrow_and_update();
-                metrics.leader.set(i64::from(is_leader));
-                info!(identity = %identity, leader = is_leader, "leadership");
-                if rx.changed().await.is_err() {
-                    return;
-                }
-            }
-        });
-    }
 
     // Metrics sources: a reflector over ClusterMetricsSources feeds the registry.
     let (source_store, source_writer) = reflector::store::<ClusterMetricsSource>();
@@ -644,6 +766,33 @@ pub async fn run(
         config.identity.clone(),
         leader_rx.clone(),
     ));
+
+    // Tasks that hold a leadership receiver or the context: stopped before the lease
+    // is released, or the lease task would never see its channel close.
+    let mut helpers = Vec::new();
+    {
+        let mut rx = leader_rx.clone();
+        let (metrics, ctx) = (metrics.clone(), ctx.clone());
+        let identity = config.identity.clone();
+        helpers.push(tokio::spawn(async move {
+            loop {
+                let is_leader = *rx.borrow_and_update();
+                ctx.epoch.fetch_add(1, Ordering::Relaxed);
+                metrics.leader.set(i64::from(is_leader));
+                info!(identity = %identity, leader = is_leader, "leadership");
+                if rx.changed().await.is_err() {
+                    return;
+                }
+            }
+        }));
+    }
+    helpers.push(tokio::spawn(watch_lease(
+        ctx.clone(),
+        leader_rx.clone(),
+        config.lease_namespace.clone(),
+        config.lease_duration,
+        config.lease_grace,
+    )));
 
     let policies: Api<DeserializeGuard<CustomScalingPolicy>> = Api::all(client.clone());
     let controller = Controller::new(policies, watcher::Config::default())
@@ -707,7 +856,7 @@ pub async fn run(
     // Forget deleted policies (state and metric series) once a minute.
     {
         let (store, ctx) = (store.clone(), ctx.clone());
-        tokio::spawn(async move {
+        helpers.push(tokio::spawn(async move {
             let mut every = tokio::time::interval(Duration::from_secs(60));
             loop {
                 every.tick().await;
@@ -735,7 +884,7 @@ pub async fn run(
                     }
                 }
             }
-        });
+        }));
     }
 
     let shutdown = async {
@@ -783,7 +932,13 @@ pub async fn run(
             anyhow::bail!("the leader lease task ended ({:?}); exiting so that the process is restarted", outcome.map(|r| r.map(|_| ()).map_err(|e| e.to_string())));
         }
     }
-    // Release the lease: drop every receiver, then wait for the task to let go.
+    // Release the lease: stop every holder of a receiver, then wait for the task.
+    for helper in &helpers {
+        helper.abort();
+    }
+    for helper in helpers {
+        let _ = helper.await;
+    }
     drop(ctx);
     drop(leader_rx);
     match tokio::time::timeout(Duration::from_secs(5), &mut lease_died).await {

@@ -65,7 +65,7 @@ fn truncate(mut s: String, max: usize) -> String {
 }
 
 /// Keep `lastTransitionTime` of conditions whose status did not change.
-fn keep_transition_times(mut new: Vec<Condition>, old: &[Condition]) -> Vec<Condition> {
+pub fn keep_transition_times(mut new: Vec<Condition>, old: &[Condition]) -> Vec<Condition> {
     for c in &mut new {
         if let Some(prev) = old.iter().find(|p| p.type_ == c.type_)
             && prev.status == c.status
@@ -291,12 +291,14 @@ pub fn status(
 /// only when they moved by more than the policy's tolerance (so `kubectl get`
 /// stays truthful without a write per tick in steady state).
 fn digest(status: &CustomScalingPolicyStatus, failure_cap: u32) -> serde_json::Value {
-    let current = status.current_replicas.unwrap_or(0);
+    // Of the recommendations, only their extremes matter to a successor (the windows
+    // take the lowest and the highest): a new entry of the same value each tick,
+    // while a window holds or under dryRun, is not worth a write. A new leader
+    // also records the current replicas when it takes over.
     let history = status.history.as_ref().map(|h| {
         json!({
-            "recommendations": h.recommendations.iter()
-                .filter(|r| !(r.low == current && r.high == current))
-                .map(|r| (r.time, r.low, r.high)).collect::<Vec<_>>(),
+            "lowest": h.recommendations.iter().map(|r| r.low).min(),
+            "highest": h.recommendations.iter().map(|r| r.high).max(),
             "scaleEvents": h.scale_events.iter().map(|e| (e.time, e.change)).collect::<Vec<_>>(),
             "failures": h.consecutive_failures.min(failure_cap),
             "nodeShrinkSince": h.node_shrink_since,
@@ -314,9 +316,13 @@ fn digest(status: &CustomScalingPolicyStatus, failure_cap: u32) -> serde_json::V
     })
 }
 
+/// A smoothed metric moved by more than `tolerance`, measured against the larger
+/// of its last written value and its target (so a value decaying towards zero does
+/// not count as a large relative change every tick).
 fn metric_moved(
     new: &CustomScalingPolicyStatus,
     old: &CustomScalingPolicyStatus,
+    policy: &CustomScalingPolicy,
     tolerance: f64,
 ) -> bool {
     new.metrics.iter().any(|m| {
@@ -325,11 +331,15 @@ fn metric_moved(
             .iter()
             .find(|o| o.name == m.name)
             .and_then(|o| o.smoothed);
+        let target = policy
+            .spec
+            .metrics
+            .iter()
+            .find(|s| s.name == m.name)
+            .and_then(|s| s.target.quantity())
+            .map_or(0.0, |q| q.value().abs());
         match (m.smoothed, before) {
-            (Some(a), Some(b)) => {
-                let scale = b.abs().max(1e-9);
-                (a - b).abs() / scale > tolerance
-            }
+            (Some(a), Some(b)) => (a - b).abs() / b.abs().max(target).max(1e-9) > tolerance,
             (a, b) => a.is_some() != b.is_some(),
         }
     })
@@ -357,7 +367,7 @@ pub fn worth_writing(
         .and_then(|b| b.tolerance)
         .unwrap_or(crate::engine::behavior::DEFAULT_TOLERANCE)
         .max(0.01);
-    digest(new, cap) != digest(old, cap) || metric_moved(new, old, tolerance)
+    digest(new, cap) != digest(old, cap) || metric_moved(new, old, policy, tolerance)
 }
 
 /// Write the status by server-side apply.
@@ -669,4 +679,104 @@ pub fn record_metrics(
         }
     }
     let _ = decision;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::history::Recommendation;
+
+    fn policy() -> CustomScalingPolicy {
+        serde_yaml::from_str(
+            r#"
+apiVersion: autoscaling.ballast.dev/v1alpha1
+kind: CustomScalingPolicy
+metadata: {name: p, namespace: ns}
+spec:
+  targetRef: {apiVersion: apps/v1, kind: Deployment, name: web}
+  maxReplicas: 10
+  metrics:
+    - name: m
+      query: up
+      target: {type: AverageValue, averageValue: "100"}
+"#,
+        )
+        .expect("policy")
+    }
+
+    fn status(
+        current: u32,
+        desired: u32,
+        smoothed: f64,
+        recs: &[(i64, u32)],
+    ) -> CustomScalingPolicyStatus {
+        CustomScalingPolicyStatus {
+            current_replicas: Some(current),
+            desired_replicas: Some(desired),
+            metrics: vec![MetricStatus {
+                name: "m".into(),
+                raw: Some(smoothed),
+                smoothed: Some(smoothed),
+                sample_time: None,
+            }],
+            history: Some(History {
+                recommendations: recs
+                    .iter()
+                    .map(|&(time, r)| Recommendation {
+                        time,
+                        low: r,
+                        high: r,
+                    })
+                    .collect(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn steady_state_is_not_worth_a_write() {
+        let p = policy();
+        let old = status(3, 3, 300.0, &[(0, 3)]);
+        let new = status(3, 3, 310.0, &[(0, 3), (15_000, 3)]);
+        assert!(!worth_writing(&new, Some(&old), &p));
+    }
+
+    #[test]
+    fn a_held_or_dry_run_recommendation_repeated_each_tick_is_not_worth_a_write() {
+        let p = policy();
+        let old = status(2, 5, 500.0, &[(0, 5)]);
+        let new = status(2, 5, 500.0, &[(0, 5), (15_000, 5), (30_000, 5)]);
+        assert!(!worth_writing(&new, Some(&old), &p));
+    }
+
+    #[test]
+    fn a_metric_decaying_to_zero_is_not_a_write_per_tick() {
+        let p = policy();
+        let old = status(1, 1, 0.5, &[(0, 1)]);
+        let new = status(1, 1, 0.4, &[(0, 1)]);
+        assert!(!worth_writing(&new, Some(&old), &p));
+    }
+
+    #[test]
+    fn changes_that_matter_are_written() {
+        let p = policy();
+        let old = status(3, 3, 300.0, &[(0, 3)]);
+        assert!(
+            worth_writing(&status(3, 4, 300.0, &[(0, 3)]), Some(&old), &p),
+            "desired changed"
+        );
+        assert!(
+            worth_writing(&status(3, 3, 400.0, &[(0, 3)]), Some(&old), &p),
+            "metric moved by a third"
+        );
+        assert!(
+            worth_writing(&status(3, 3, 300.0, &[(0, 3), (15_000, 1)]), Some(&old), &p),
+            "a lower recommendation"
+        );
+        assert!(
+            worth_writing(&status(3, 3, 300.0, &[]), None, &p),
+            "nothing stored yet"
+        );
+    }
 }

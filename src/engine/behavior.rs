@@ -152,8 +152,11 @@ pub fn scale_up_limit(rules: &Rules, events: &[ScaleEvent], now: i64, current: u
         let start = current - added + removed;
         let proposed = match kind {
             PolicyType::Pods => start + i64::from(value),
-            // Rounded up, or a small target could never grow.
-            PolicyType::Percent => (start as f64 * (1.0 + f64::from(value) / 100.0)).ceil() as i64,
+            // Rounded up, or a small target could never grow; from zero a percentage
+            // of nothing is nothing, so a woken target counts from one.
+            PolicyType::Percent => {
+                (start.max(1) as f64 * (1.0 + f64::from(value) / 100.0)).ceil() as i64
+            }
         };
         result = Some(result.map_or(proposed, |r| pick(r, proposed)));
     }
@@ -299,6 +302,16 @@ mod tests {
         };
         // 3 * 0.9 = 2.7 -> 2.
         assert_eq!(scale_down_limit(&down, &[], 0, 3), 2);
+    }
+
+    #[test]
+    fn a_percent_only_scale_up_can_wake_a_target_at_zero() {
+        let up = Rules {
+            window_seconds: 0,
+            select: SelectPolicy::Max,
+            policies: vec![(PolicyType::Percent, 100, 15)],
+        };
+        assert_eq!(scale_up_limit(&up, &[], 0, 0), 2);
     }
 
     #[test]

@@ -26,6 +26,17 @@ pub fn record_scale_event(history: &mut History, now: i64, from: u32, to: u32) {
 /// Drop what no window or period can see any more (`horizon_millis` back from
 /// `now`), then merge down to the size bounds.
 pub fn prune(history: &mut History, now: i64, horizon_millis: i64) {
+    // Entries stamped in the future (a skewed clock, a hand-edited status) count as
+    // now: they stay in the windows as long as a fresh entry would, not forever.
+    for r in &mut history.recommendations {
+        r.time = r.time.min(now);
+    }
+    for e in &mut history.scale_events {
+        e.time = e.time.min(now);
+    }
+    if let Some(since) = &mut history.node_shrink_since {
+        *since = (*since).min(now);
+    }
     let cutoff = now - horizon_millis;
     history.recommendations.retain(|r| r.time > cutoff);
     history.scale_events.retain(|e| e.time > cutoff);
@@ -87,6 +98,19 @@ mod tests {
         assert_eq!(h.recommendations.len(), 1);
         assert_eq!(h.recommendations[0].low, 4);
         assert!(h.scale_events.is_empty());
+    }
+
+    #[test]
+    fn entries_from_the_future_count_as_now() {
+        let mut h = History::default();
+        record_recommendation(&mut h, 10_000_000, 9);
+        prune(&mut h, 1_000, 300_000);
+        assert_eq!(h.recommendations[0].time, 1_000);
+        prune(&mut h, 400_000, 300_000);
+        assert!(
+            h.recommendations.is_empty(),
+            "and they age out like any other"
+        );
     }
 
     #[test]

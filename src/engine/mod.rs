@@ -265,6 +265,12 @@ fn observe(input: &Input<'_>, next: &mut History) -> Vec<MetricOutcome> {
             Some(s) if !s.value.is_finite() => outcome.missing = Some("not a finite number"),
             Some(s) if input.now - s.time > stale_after => outcome.missing = Some("stale sample"),
             Some(s) => {
+                // A sample from the future (clock skew) counts as taken now, so it
+                // cannot freeze the smoothing state ahead of every later sample.
+                let s = Sample {
+                    time: s.time.min(input.now),
+                    ..s
+                };
                 let value = match half_life {
                     Some(h) => smoothing::smooth(
                         previous.as_ref().map(|p| (p.value, p.time)),
@@ -280,7 +286,9 @@ fn observe(input: &Input<'_>, next: &mut History) -> Vec<MetricOutcome> {
                 smoothed_state.push(SmoothedValue {
                     name: metric.name.clone(),
                     value,
-                    time: s.time.max(previous.as_ref().map_or(s.time, |p| p.time)),
+                    time: s
+                        .time
+                        .max(previous.as_ref().map_or(s.time, |p| p.time.min(input.now))),
                 });
             }
         }

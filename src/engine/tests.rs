@@ -517,3 +517,27 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_sample_from_the_future_does_not_freeze_smoothing() {
+    let mut s = no_down_window(spec(1, 50));
+    s.smoothing = Some(Smoothing {
+        half_life: Duration::from_secs(30),
+    });
+    let future = [Some(Sample {
+        value: 100.0,
+        time: 10_000_000,
+    })];
+    let d = decide(&Input {
+        spec: &s,
+        now: 0,
+        current_replicas: 2,
+        samples: &future,
+        history: &History::default(),
+        current_nodes: None,
+        pod_requests: None,
+    });
+    // 30 s later a sample at its true time still moves the average.
+    let d = tick(&s, 30_000, 2, Some(500.0), &d.history);
+    assert_eq!(d.metrics[0].smoothed, Some(300.0));
+}

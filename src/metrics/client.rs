@@ -53,6 +53,19 @@ pub enum QueryError {
 }
 
 impl QueryError {
+    /// Whether the error says the *source* is unwell (transport, timeout, HTTP
+    /// status, an oversized or unreadable body) rather than that this one query is
+    /// wrong (several series, a PromQL error, a string result). Only the former
+    /// count against the source's breaker, so one tenant's bad query cannot cut
+    /// every other tenant off the source.
+    pub fn is_source_failure(&self) -> bool {
+        match self {
+            QueryError::TooManySeries { .. } | QueryError::UnexpectedResult { .. } => false,
+            QueryError::Decode { source, .. } => matches!(source, DecodeError::Malformed(_)),
+            _ => true,
+        }
+    }
+
     /// A short, bounded label for Events and metrics.
     pub fn category(&self) -> &'static str {
         match self {
@@ -274,4 +287,44 @@ fn cause(e: &prometheus_http_query::Error) -> String {
         source = s.source();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode_error(source: DecodeError) -> QueryError {
+        QueryError::Decode {
+            address: "http://p".into(),
+            source,
+        }
+    }
+
+    #[test]
+    fn only_errors_of_the_source_count_against_its_breaker() {
+        assert!(
+            QueryError::HttpStatus {
+                address: "p".into(),
+                status: 502
+            }
+            .is_source_failure()
+        );
+        assert!(
+            QueryError::BodyTooLarge {
+                address: "p".into(),
+                limit: 1
+            }
+            .is_source_failure()
+        );
+        assert!(decode_error(DecodeError::Malformed("<html>".into())).is_source_failure());
+        assert!(!decode_error(DecodeError::TooManySeries(3)).is_source_failure());
+        assert!(
+            !decode_error(DecodeError::Api {
+                kind: "bad_data".into(),
+                message: "x".into()
+            })
+            .is_source_failure()
+        );
+        assert!(!decode_error(DecodeError::UnexpectedType("string".into())).is_source_failure());
+    }
 }

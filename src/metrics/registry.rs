@@ -106,11 +106,19 @@ impl SourceHandle {
                 breaker.success();
                 Outcome::Reading(reading)
             }
-            Err(error) => {
+            Err(error) if error.is_source_failure() => {
                 let opened_circuit = breaker.failure(now);
                 Outcome::Failed {
                     error,
                     opened_circuit,
+                }
+            }
+            Err(error) => {
+                // The source answered; the query is what is wrong.
+                breaker.success();
+                Outcome::Failed {
+                    error,
+                    opened_circuit: false,
                 }
             }
         }
@@ -201,26 +209,45 @@ impl Registry {
         let Some(object) = self.store.get(&ObjectRef::new(name)) else {
             return Err(LookupError::NotFound(name.into()));
         };
-        let generation = object.metadata.generation;
-        let cached = self.cache.lock().ok().and_then(|c| c.get(name).cloned());
-        let handle = match cached {
-            Some(h) if h.generation == generation && h.built_at.elapsed() < REFRESH => h,
-            previous => {
-                let breaker = previous.map(|p| p.breaker.clone());
-                let handle = Arc::new(self.build(name, &object, breaker).await?);
-                if let Ok(mut cache) = self.cache.lock() {
-                    cache.insert(name.to_string(), handle.clone());
-                }
-                handle
-            }
-        };
-        if !handle.allows(namespace) {
+        // Checked on the object itself, before any client is built or Secret read:
+        // a namespace that may not use the source learns nothing else about it.
+        if !object
+            .spec
+            .allowed_namespaces
+            .iter()
+            .any(|n| n == "*" || n == namespace)
+        {
             return Err(LookupError::NotAllowed {
                 name: name.into(),
                 namespace: namespace.into(),
             });
         }
-        Ok(handle)
+        let generation = object.metadata.generation;
+        let cached = self.cache.lock().ok().and_then(|c| c.get(name).cloned());
+        match cached {
+            Some(h) if h.generation == generation && h.built_at.elapsed() < REFRESH => Ok(h),
+            previous => {
+                let breaker = previous.as_ref().map(|p| p.breaker.clone());
+                match self.build(name, &object, breaker).await {
+                    Ok(handle) => {
+                        let handle = Arc::new(handle);
+                        if let Ok(mut cache) = self.cache.lock() {
+                            cache.insert(name.to_string(), handle.clone());
+                        }
+                        Ok(handle)
+                    }
+                    // A failed periodic refresh (say a Secret read timed out) keeps the
+                    // working client of the same spec rather than dropping it.
+                    Err(e) => match previous {
+                        Some(p) if p.generation == generation => {
+                            tracing::warn!(source = %name, error = %e, "refreshing the metrics source failed; keeping the current client");
+                            Ok(p)
+                        }
+                        _ => Err(e),
+                    },
+                }
+            }
+        }
     }
 
     async fn build(
