@@ -56,7 +56,7 @@ e2e-build:
 	e2e/build
 
 cluster-up:
-	e2e/cluster up
+	e2e/cluster up $(if $(NODES),--nodes $(NODES))
 
 cluster-down:
 	e2e/cluster down
