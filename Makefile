@@ -37,9 +37,11 @@ alerts:
 	@for f in $$(sed -n 's/.*runbook_url: //p' deploy/prometheus/ballast.rules.yaml); do \
 		[ -f "$$f" ] || { echo "runbook_url $$f: no such page"; exit 1; }; done; echo "runbooks: every runbook_url exists"
 
-# Regenerate crds/ from the Rust types (a test fails when they drift).
+# Regenerate crds/ (and the copy kustomize installs from deploy/crds/) from the Rust
+# types; a test fails when either drifts.
 crds:
 	$(CARGO) run --locked --quiet -- crd --out-dir crds
+	$(CARGO) run --locked --quiet -- crd --out-dir deploy/crds
 
 # Replay the cache-eviction example and draw it (a later issue makes this the live
 # cluster demo).

@@ -60,8 +60,10 @@ fn crd_prints_exactly_what_crds_holds() {
         out.stdout.iter().all(|b| *b != 0x1b),
         "no ANSI escapes in the YAML"
     );
-    let check = ballast(&["crd", "--check", "crds"]);
-    assert!(check.status.success(), "{}", text(&check.stderr));
+    for dir in ["crds", "deploy/crds"] {
+        let check = ballast(&["crd", "--check", dir]);
+        assert!(check.status.success(), "{dir}: {}", text(&check.stderr));
+    }
 }
 
 #[test]
