@@ -168,6 +168,12 @@ impl Context {
         *self.leader.borrow() && now_ms() < self.lease_valid_until.load(Ordering::Relaxed)
     }
 
+    /// What the lease manager says, without the read-back check: decides whose
+    /// in-memory history is trusted, not who may write.
+    fn leads(&self) -> bool {
+        *self.leader.borrow()
+    }
+
     fn epoch(&self) -> u64 {
         self.epoch.load(Ordering::Relaxed)
     }
@@ -311,6 +317,9 @@ async fn tick(
     k: &str,
     now: i64,
 ) -> Result<Option<Duration>, Error> {
+    // `leading`: the lease manager's view, for whose history to trust; writes ask
+    // `ctx.is_leader()` (which also checks the lease read back) right before.
+    let leading = ctx.leads();
     let leader = ctx.is_leader();
     let epoch = ctx.epoch();
     let spec = &policy.spec;
@@ -376,7 +385,7 @@ async fn tick(
             .as_ref()
             .and_then(|s| s.history.clone())
             .unwrap_or_default();
-        if leader {
+        if leading {
             engine::history::record_recommendation(&mut h, now, current);
         }
         h
@@ -389,7 +398,7 @@ async fn tick(
                 let state = ctx.state.lock().ok();
                 let st = state.as_ref().and_then(|s| s.get(k));
                 match st {
-                    Some(st) if leader && st.led && st.epoch == epoch && st.history.is_some() => {
+                    Some(st) if leading && st.led && st.epoch == epoch && st.history.is_some() => {
                         st.history.clone().unwrap_or_default()
                     }
                     _ => restored(current),
@@ -411,6 +420,15 @@ async fn tick(
                 current_nodes,
                 pod_requests: fetched.pod_requests,
             });
+            debug!(
+                current,
+                desired = decision.desired_replicas,
+                recommended = ?decision.recommended,
+                reason = decision.reason,
+                data = ?decision.data,
+                leader,
+                "decided"
+            );
             // 3. apply
             let applied = apply::apply(ctx, policy, namespace, current, &decision, leader).await;
             let mut next = decision.history.clone();
@@ -444,8 +462,8 @@ async fn tick(
             if let Ok(mut state) = ctx.state.lock()
                 && let Some(st) = state.get_mut(k)
             {
-                st.history = if leader { Some(next.clone()) } else { None };
-                st.led = leader;
+                st.history = if leading { Some(next.clone()) } else { None };
+                st.led = leading;
                 st.epoch = epoch;
                 st.last_current = Some(applied.replicas.map_or(current, |(_, to)| to));
                 st.errors = 0;
@@ -643,9 +661,9 @@ pub async fn wait_for_crds(client: &Client, timeout: Duration) -> anyhow::Result
     Ok(())
 }
 
-/// Read the Lease back every quarter of its duration and extend
-/// `lease_valid_until` while it names us: renew time + duration − grace, by the
-/// holder's own clock (the holder writes renew times, so there is no skew). When
+/// Read the Lease back every sixth of its duration and extend
+/// `lease_valid_until` while it names us: renew time + duration (less 250 ms), by
+/// the holder's own clock (the holder writes renew times, so there is no skew). When
 /// reads fail or another replica holds it, the deadline is not extended and writes
 /// stop by themselves once it passes.
 async fn watch_lease(
@@ -653,11 +671,10 @@ async fn watch_lease(
     mut leadership: watch::Receiver<bool>,
     namespace: String,
     duration: Duration,
-    grace: Duration,
 ) {
     let api: Api<k8s_openapi::api::coordination::v1::Lease> =
         Api::namespaced(ctx.client.clone(), &namespace);
-    let every = (duration / 4).max(Duration::from_millis(500));
+    let every = (duration / 6).max(Duration::from_millis(500));
     loop {
         match api.get_opt(crate::api::conditions::LEASE_NAME).await {
             Ok(Some(lease)) => {
@@ -667,7 +684,10 @@ async fn watch_lease(
                 let seconds = spec.lease_duration_seconds.map(i64::from).unwrap_or(0);
                 match (ours, renewed) {
                     (true, Some(renewed)) => {
-                        let until = renewed + seconds * 1000 - grace.as_millis() as i64;
+                        // The holder renews `grace` before expiry; until the next
+                        // read sees that renewal, the lease is still ours until
+                        // renewTime + duration (less a small margin).
+                        let until = renewed + seconds * 1000 - 250;
                         ctx.lease_valid_until.store(until, Ordering::Relaxed);
                     }
                     _ => ctx.lease_valid_until.store(0, Ordering::Relaxed),
@@ -791,7 +811,6 @@ pub async fn run(
         leader_rx.clone(),
         config.lease_namespace.clone(),
         config.lease_duration,
-        config.lease_grace,
     )));
 
     let policies: Api<DeserializeGuard<CustomScalingPolicy>> = Api::all(client.clone());
