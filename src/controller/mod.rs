@@ -491,7 +491,7 @@ async fn tick(
         history.as_ref(),
         now,
     );
-    report::record_metrics(ctx, policy, &status, decision.as_ref(), now);
+    report::record_metrics(ctx, policy, &status, now);
     if ctx.is_leader() {
         for event in report::events(policy, &fetched, decision.as_ref(), &applied) {
             match report::publish(ctx, policy, &event).await {
@@ -523,7 +523,6 @@ async fn tick(
     {
         st.last_current = None;
     }
-    let _ = history;
     Ok(Some(next_tick(ctx, policy, k, now)))
 }
 

@@ -614,7 +614,6 @@ pub fn record_metrics(
     ctx: &Context,
     policy: &CustomScalingPolicy,
     status: &CustomScalingPolicyStatus,
-    decision: Option<&Decision>,
     now: i64,
 ) {
     let labels = PolicyLabels {
@@ -678,7 +677,6 @@ pub fn record_metrics(
             m.metric_target.get_or_create(&ml).set(q.value());
         }
     }
-    let _ = decision;
 }
 
 #[cfg(test)]
