@@ -453,3 +453,28 @@ fn simulate_refuses_a_policy_that_does_not_validate() {
     assert!(err.contains("does not validate"), "{err}");
     assert!(err.contains("spec.minReplicas"), "{err}");
 }
+
+#[test]
+fn simulate_refuses_a_prometheus_range_too_long_for_its_step() {
+    let out = ballast(&[
+        "simulate",
+        "--policy",
+        "examples/cache-eviction/policy.yaml",
+        "--prometheus",
+        "http://127.0.0.1:1",
+        "--from",
+        "0",
+        "--to",
+        "now",
+        "--step",
+        "1s",
+        "--initial-replicas",
+        "1",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("use a larger --step"),
+        "{}",
+        text(&out.stderr)
+    );
+}

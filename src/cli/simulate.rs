@@ -297,6 +297,13 @@ fn series_from_prometheus(
         .build()
         .context("starting the async runtime")?;
     let steps = ((end - start) / step_secs + 1) as usize;
+    // One row per step is held in memory: refuse ranges that would not fit sensibly.
+    const MAX_STEPS: usize = 2_000_000;
+    if steps > MAX_STEPS {
+        bail!(
+            "--from/--to/--step make {steps} polls (at most {MAX_STEPS}); use a larger --step or a shorter range"
+        );
+    }
     let mut rows: Vec<Row> = (0..steps)
         .map(|i| {
             let t = start + i as i64 * step_secs;
