@@ -23,8 +23,6 @@ pub mod reasons {
     pub const TOO_FEW_REPLICAS: &str = "TooFewReplicas";
     pub const SCALE_UP_STABILIZED: &str = "ScaleUpStabilized";
     pub const SCALE_DOWN_STABILIZED: &str = "ScaleDownStabilized";
-    pub const WITHIN_TOLERANCE: &str = "WithinTolerance";
-    pub const SCALING_DISABLED: &str = "ScalingDisabled";
     pub const PAUSED: &str = "Paused";
     // Metric availability.
     pub const METRICS_UNAVAILABLE: &str = "MetricsUnavailable";

@@ -92,12 +92,6 @@ pub struct Decision {
     pub history: History,
 }
 
-impl Decision {
-    pub fn changes(&self, current: u32) -> bool {
-        self.desired_replicas != current
-    }
-}
-
 /// Decide one tick.
 pub fn decide(input: &Input<'_>) -> Decision {
     let spec = input.spec;

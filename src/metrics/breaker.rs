@@ -12,16 +12,6 @@ pub enum CircuitState {
     HalfOpen,
 }
 
-impl CircuitState {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            CircuitState::Closed => "Closed",
-            CircuitState::Open => "Open",
-            CircuitState::HalfOpen => "HalfOpen",
-        }
-    }
-}
-
 /// Whether a query may be sent now, and if not, why.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Admission {
@@ -74,10 +64,6 @@ impl Breaker {
 
     pub fn state(&self) -> CircuitState {
         self.state
-    }
-
-    pub fn consecutive_failures(&self) -> u32 {
-        self.failures
     }
 
     /// May a query go out at `now`? A half-open circuit lets exactly one through.

@@ -186,17 +186,6 @@ impl Registry {
         })
     }
 
-    /// Every source currently known, for the circuit-state metric.
-    pub fn handles(&self) -> Vec<Arc<SourceHandle>> {
-        let mut all: Vec<Arc<SourceHandle>> = self
-            .cache
-            .lock()
-            .map(|c| c.values().cloned().collect())
-            .unwrap_or_default();
-        all.extend(self.default.clone());
-        all
-    }
-
     /// The source a metric of a policy in `namespace` uses.
     pub async fn resolve(
         &self,
