@@ -110,8 +110,7 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("ballast");
-        let m = Self {
+        let mut m = Self {
             decisions: Family::default(),
             scaling_events: Family::default(),
             current_replicas: Family::default(),
@@ -136,132 +135,129 @@ impl Metrics {
             leader: Gauge::default(),
             writes_skipped: Family::default(),
             scale_writes: Family::default(),
-            registry: Registry::default(),
+            registry: Registry::with_prefix("ballast"),
         };
-        registry.register(
+        m.registry.register(
             "decisions",
             "Decisions made, by direction",
             m.decisions.clone(),
         );
-        registry.register(
+        m.registry.register(
             "scaling_events",
             "Replica changes written, per policy and direction",
             m.scaling_events.clone(),
         );
-        registry.register(
+        m.registry.register(
             "current_replicas",
             "Replicas of the target when last read",
             m.current_replicas.clone(),
         );
-        registry.register(
+        m.registry.register(
             "desired_replicas",
             "Replicas decided at the last tick",
             m.desired_replicas.clone(),
         );
-        registry.register(
+        m.registry.register(
             "min_replicas",
             "The policy's minReplicas",
             m.min_replicas.clone(),
         );
-        registry.register(
+        m.registry.register(
             "max_replicas",
             "The policy's maxReplicas",
             m.max_replicas.clone(),
         );
-        registry.register(
+        m.registry.register(
             "node_pool_current_nodes",
             "Nodes in the policy's node pool when last read",
             m.current_nodes.clone(),
         );
-        registry.register(
+        m.registry.register(
             "node_pool_desired_nodes",
             "Nodes decided for the policy's node pool",
             m.desired_nodes.clone(),
         );
-        registry.register(
+        m.registry.register(
             "metric_value",
             "Raw value of a policy metric at its last sample",
             m.metric_raw.clone(),
         );
-        registry.register(
+        m.registry.register(
             "metric_smoothed_value",
             "Smoothed value of a policy metric",
             m.metric_smoothed.clone(),
         );
-        registry.register(
+        m.registry.register(
             "metric_target",
             "Target of a policy metric (per replica for AverageValue)",
             m.metric_target.clone(),
         );
-        registry.register(
+        m.registry.register(
             "metrics_available",
             "1 when every metric of the policy had data at the last tick",
             m.metrics_available.clone(),
         );
-        registry.register(
+        m.registry.register(
             "scaling_limited",
             "1 when a bound or rate limit held the last decision",
             m.scaling_limited.clone(),
         );
-        registry.register(
+        m.registry.register(
             "last_evaluation_timestamp_seconds",
             "Unix time of the policy's last evaluation",
             m.last_evaluation.clone(),
         );
-        registry.register(
+        m.registry.register(
             "poll_interval_seconds",
             "The policy's pollInterval (for staleness alerts)",
             m.poll_interval.clone(),
         );
-        registry.register(
+        m.registry.register(
             "query_duration_seconds",
             "Metric query latency by source",
             m.query_duration.clone(),
         );
-        registry.register(
+        m.registry.register(
             "query_errors",
             "Metric query failures by source and category",
             m.query_errors.clone(),
         );
-        registry.register(
+        m.registry.register(
             "circuit_state",
             "Circuit of each metrics source: 0 closed, 1 half-open, 2 open",
             m.circuit_state.clone(),
         );
-        registry.register(
+        m.registry.register(
             "reconcile_duration_seconds",
             "Time to evaluate one policy tick",
             m.reconcile_duration.clone(),
         );
-        registry.register(
+        m.registry.register(
             "reconcile_errors",
             "Failed ticks by category",
             m.reconcile_errors.clone(),
         );
-        registry.register(
+        m.registry.register(
             "tick_lag_seconds",
             "Delay between a policy's scheduled tick and its evaluation",
             m.tick_lag.clone(),
         );
-        registry.register(
+        m.registry.register(
             "leader",
             "1 while this replica holds the leader lease",
             m.leader.clone(),
         );
-        registry.register(
+        m.registry.register(
             "writes_skipped",
             "Writes not made, by reason (not_leader, paused, dry_run)",
             m.writes_skipped.clone(),
         );
-        registry.register(
+        m.registry.register(
             "scale_writes",
             "Replica writes made, by target (workload, node_pool)",
             m.scale_writes.clone(),
         );
-        Self {
-            registry: std::mem::take(&mut registry),
-            ..m
-        }
+        m
     }
 
     /// Drop every series of a deleted policy.
