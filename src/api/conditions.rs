@@ -29,6 +29,9 @@ pub mod reasons {
     pub const METRICS_PARTIAL: &str = "MetricsPartial";
     pub const FALLBACK_ACTIVE: &str = "FallbackActive";
     pub const VALID_METRICS_FOUND: &str = "ValidMetricsFound";
+    pub const SOURCE_NOT_FOUND: &str = "SourceNotFound";
+    pub const SOURCE_NOT_ALLOWED: &str = "SourceNotAllowed";
+    pub const SOURCE_INVALID: &str = "SourceInvalid";
     // Node pool.
     pub const NODE_POOL_SCALE_DOWN_DELAYED: &str = "NodePoolScaleDownDelayed";
     pub const POD_DOES_NOT_FIT: &str = "PodDoesNotFit";

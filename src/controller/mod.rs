@@ -108,6 +108,9 @@ struct PolicyState {
     pending_status: Option<CustomScalingPolicyStatus>,
     /// Consecutive failed ticks, for the error backoff.
     errors: u32,
+    /// The spec of this generation passed validation (it is checked once per
+    /// generation, not every tick).
+    validated: bool,
     metric_names: Vec<String>,
 }
 
@@ -227,6 +230,7 @@ fn schedule(ctx: &Context, policy: &CustomScalingPolicy, k: &str, now: i64) -> S
         st.next_due = now;
         st.history = None;
         st.metric_names = policy.spec.metrics.iter().map(|m| m.name.clone()).collect();
+        st.validated = false;
         return Schedule::Now { late_by_ms: 0 };
     }
     if st.force {
@@ -325,11 +329,28 @@ async fn tick(
     let spec = &policy.spec;
 
     // An object the API admitted may still break rules CEL cannot see (PromQL).
-    let errors: Vec<String> = validation::validate_policy(spec)
-        .into_iter()
-        .filter(|p| p.severity == Severity::Error)
-        .map(|p| p.to_string())
-        .collect();
+    let validated = ctx
+        .state
+        .lock()
+        .ok()
+        .and_then(|s| s.get(k).map(|st| st.validated))
+        .unwrap_or(false);
+    let errors: Vec<String> = if validated {
+        Vec::new()
+    } else {
+        validation::validate_policy(spec)
+            .into_iter()
+            .filter(|p| p.severity == Severity::Error)
+            .map(|p| p.to_string())
+            .collect()
+    };
+    if errors.is_empty()
+        && !validated
+        && let Ok(mut state) = ctx.state.lock()
+        && let Some(st) = state.get_mut(k)
+    {
+        st.validated = true;
+    }
     if !errors.is_empty() {
         warn!(problems = %errors.join("; "), "invalid policy; waiting for a change");
         if let Ok(mut state) = ctx.state.lock()
@@ -727,6 +748,22 @@ fn policies_targeting(
         .collect()
 }
 
+/// Maps a watched `apps/v1` target to the policies that scale it, marking them for
+/// an immediate tick when its replicas changed out of band.
+fn target_mapper<K: Resource + ResourceExt>(
+    store: Store<DeserializeGuard<CustomScalingPolicy>>,
+    ctx: Arc<Context>,
+    kind: &'static str,
+    replicas: fn(&K) -> Option<i32>,
+) -> impl Fn(K) -> Vec<ObjectRef<DeserializeGuard<CustomScalingPolicy>>> {
+    move |object: K| {
+        let (namespace, name) = (object.namespace().unwrap_or_default(), object.name_any());
+        let refs = policies_targeting(&store, "apps", kind, &namespace, &name);
+        ctx.target_changed(&namespace, &name, replicas(&object), &refs);
+        refs
+    }
+}
+
 /// Everything `ballast run` starts, wired together. Returns when shut down.
 pub async fn run(
     client: Client,
@@ -816,38 +853,26 @@ pub async fn run(
     let controller = Controller::new(policies, watcher::Config::default())
         .with_config(kube::runtime::controller::Config::default().concurrency(config.concurrency));
     let store = controller.store();
-    let (s1, c1) = (store.clone(), ctx.clone());
-    let (s2, c2) = (store.clone(), ctx.clone());
     let controller = controller
         .watches(
             Api::<Deployment>::all(client.clone()),
             watcher::Config::default(),
-            move |d: Deployment| {
-                let ns = d.namespace().unwrap_or_default();
-                let refs = policies_targeting(&s1, "apps", "Deployment", &ns, &d.name_any());
-                c1.target_changed(
-                    &ns,
-                    &d.name_any(),
-                    d.spec.as_ref().and_then(|s| s.replicas),
-                    &refs,
-                );
-                refs
-            },
+            target_mapper(
+                store.clone(),
+                ctx.clone(),
+                "Deployment",
+                |d: &Deployment| d.spec.as_ref().and_then(|s| s.replicas),
+            ),
         )
         .watches(
             Api::<StatefulSet>::all(client.clone()),
             watcher::Config::default(),
-            move |s: StatefulSet| {
-                let ns = s.namespace().unwrap_or_default();
-                let refs = policies_targeting(&s2, "apps", "StatefulSet", &ns, &s.name_any());
-                c2.target_changed(
-                    &ns,
-                    &s.name_any(),
-                    s.spec.as_ref().and_then(|s| s.replicas),
-                    &refs,
-                );
-                refs
-            },
+            target_mapper(
+                store.clone(),
+                ctx.clone(),
+                "StatefulSet",
+                |s: &StatefulSet| s.spec.as_ref().and_then(|s| s.replicas),
+            ),
         );
 
     // Ready once the policy and source caches are synced.

@@ -103,7 +103,9 @@ pub fn conditions(
     } else {
         let reason = match decision.map(|d| d.data) {
             Some(Data::Fallback) => reasons::FALLBACK_ACTIVE,
-            _ if missing.iter().all(|m| m.0 == "SourceNotAllowed") => "SourceNotAllowed",
+            _ if missing.iter().all(|m| m.0 == reasons::SOURCE_NOT_ALLOWED) => {
+                reasons::SOURCE_NOT_ALLOWED
+            }
             _ if missing.len() < fetched.metrics.len() => reasons::METRICS_PARTIAL,
             _ => reasons::METRICS_UNAVAILABLE,
         };

@@ -17,6 +17,7 @@ use reqwest::header::HeaderValue;
 use super::breaker::{Admission, Breaker, CircuitState};
 use super::client::{Prometheus, QueryError};
 use super::decode::Reading;
+use crate::api::conditions::reasons;
 use crate::api::{ClusterMetricsSource, SourceAuth};
 
 /// Name under which the flag-configured default source is known.
@@ -143,9 +144,9 @@ pub enum LookupError {
 impl LookupError {
     pub fn reason(&self) -> &'static str {
         match self {
-            LookupError::NotFound(_) | LookupError::NoDefault => "SourceNotFound",
-            LookupError::NotAllowed { .. } => "SourceNotAllowed",
-            LookupError::Broken { .. } => "SourceInvalid",
+            LookupError::NotFound(_) | LookupError::NoDefault => reasons::SOURCE_NOT_FOUND,
+            LookupError::NotAllowed { .. } => reasons::SOURCE_NOT_ALLOWED,
+            LookupError::Broken { .. } => reasons::SOURCE_INVALID,
         }
     }
 }
