@@ -12,3 +12,4 @@ pub mod engine;
 pub mod metrics;
 pub mod scale;
 pub mod telemetry;
+pub mod webhook;

@@ -129,6 +129,26 @@ impl Scaler {
         Ok(resolved)
     }
 
+    /// Whether the target's kind has a `/scale` subresource (API discovery, cached).
+    /// Errors: the kind is not served, or is cluster-scoped.
+    pub async fn has_scale(&self, target: &TargetRef) -> Result<bool, ScaleError> {
+        Ok(self.resolve(target).await?.has_scale)
+    }
+
+    /// Whether the target object exists in `namespace`.
+    pub async fn exists(&self, namespace: &str, target: &TargetRef) -> Result<bool, ScaleError> {
+        let resolved = self.resolve(target).await?;
+        self.api(namespace, &resolved)
+            .get_metadata_opt(&target.name)
+            .await
+            .map(|o| o.is_some())
+            .map_err(|e| ScaleError::GetScale {
+                kind: target.kind.clone(),
+                name: target.name.clone(),
+                message: short_kube_error(&e),
+            })
+    }
+
     fn api(&self, namespace: &str, resolved: &Resolved) -> Api<DynamicObject> {
         Api::namespaced_with(self.client.clone(), namespace, &resolved.resource)
     }

@@ -7,6 +7,7 @@ pub mod plot;
 pub mod run;
 pub mod series;
 pub mod simulate;
+pub mod webhook;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -39,6 +40,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the operator.
     Run(run::RunArgs),
+    /// Serve only the validating admission webhook.
+    Webhook(webhook::WebhookCmdArgs),
     /// Print the CustomResourceDefinitions as YAML (what `crds/` holds).
     Crd(CrdArgs),
     /// Check policy files offline: the CRD's rules, PromQL syntax, foot-guns.
@@ -141,6 +144,7 @@ pub fn run(cli: Cli) -> ExitCode {
     init_logging(&cli.log, cli.log_format);
     let result = match cli.command {
         Command::Run(args) => run::run(&args),
+        Command::Webhook(args) => webhook::run(&args),
         Command::Crd(args) => crd::run(&args),
         Command::Lint(args) => lint::run(&args),
         Command::Simulate(args) => simulate::run(&args),

@@ -15,6 +15,7 @@ use crate::controller::{self, Config};
 use crate::metrics::registry::SourceDefaults;
 use crate::telemetry::Metrics;
 use crate::telemetry::server::{self, Health, Limits};
+use crate::webhook::{self, WebhookArgs};
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -54,6 +55,11 @@ pub struct RunArgs {
     /// How long to wait at start for the CRDs to be established.
     #[arg(long, default_value = "60s")]
     pub crd_wait: Duration,
+    /// Serve the validating admission webhook (HTTPS) on this address; absent: no webhook.
+    #[arg(long, value_name = "ADDR")]
+    pub webhook_addr: Option<SocketAddr>,
+    #[command(flatten)]
+    pub webhook: WebhookArgs,
 }
 
 fn identity(args: &RunArgs) -> String {
@@ -65,15 +71,16 @@ fn identity(args: &RunArgs) -> String {
     })
 }
 
-async fn client(args: &RunArgs) -> anyhow::Result<kube::Client> {
-    let config = match &args.kubeconfig {
+/// A client from `kubeconfig` (and `context`), else the in-cluster config.
+pub async fn client(kubeconfig: Option<&PathBuf>, context: Option<&String>) -> anyhow::Result<kube::Client> {
+    let config = match kubeconfig {
         Some(path) => {
             let kubeconfig = Kubeconfig::read_from(path)
                 .with_context(|| format!("reading kubeconfig {}", path.display()))?;
             kube::Config::from_custom_kubeconfig(
                 kubeconfig,
                 &KubeConfigOptions {
-                    context: args.context.clone(),
+                    context: context.cloned(),
                     ..Default::default()
                 },
             )
@@ -94,7 +101,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async {
-        let client = client(args).await?;
+        let client = client(args.kubeconfig.as_ref(), args.context.as_ref()).await?;
         let metrics = Arc::new(Metrics::new());
         let health = Arc::new(Health::default());
         let limits = Limits::default();
@@ -107,6 +114,21 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         let admin = tokio::spawn(server::serve(listener, router, limits, async {
             let _ = stop_rx.await;
         }));
+        let (webhook_stop, webhook_stopped) = tokio::sync::watch::channel(false);
+        let webhook = match args.webhook_addr {
+            Some(addr) => Some(
+                webhook::start(
+                    client.clone(),
+                    addr,
+                    &args.webhook,
+                    &args.lease_namespace,
+                    metrics.clone(),
+                    webhook_stopped,
+                )
+                .await?,
+            ),
+            None => None,
+        };
         let config = Config {
             concurrency: args.concurrency.max(1),
             identity: identity(args),
@@ -124,7 +146,11 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         tracing::info!(identity = %config.identity, "starting");
         let result = controller::run(client, config, metrics, health).await;
         let _ = stop_tx.send(());
+        let _ = webhook_stop.send(true);
         let _ = admin.await;
+        if let Some(webhook) = webhook {
+            let _ = webhook.await;
+        }
         result.map_err(|e| anyhow!(e))
     })?;
     Ok(ExitCode::SUCCESS)

@@ -930,21 +930,7 @@ pub async fn run(
         }));
     }
 
-    let shutdown = async {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(e) => {
-                    error!(error = %e, "cannot listen for SIGTERM");
-                    std::future::pending::<()>().await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = term.recv() => info!("SIGTERM: shutting down"),
-            _ = tokio::signal::ctrl_c() => info!("interrupt: shutting down"),
-        }
-    };
+    let shutdown = termination();
 
     // If the lease task dies, exit: a live process that cannot lead is worse than a restart.
     let lease_died = {
@@ -992,4 +978,20 @@ pub async fn run(
         Err(_) => warn!("lease not released within 5s"),
     }
     Ok(())
+}
+
+/// Resolves at SIGTERM or Ctrl-C.
+pub async fn termination() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            error!(error = %e, "cannot listen for SIGTERM");
+            std::future::pending::<()>().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => info!("SIGTERM: shutting down"),
+        _ = tokio::signal::ctrl_c() => info!("interrupt: shutting down"),
+    }
 }

@@ -67,6 +67,12 @@ pub struct ReasonLabels {
     pub reason: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AdmissionLabels {
+    pub kind: String,
+    pub result: String,
+}
+
 type FloatGauge = Gauge<f64, AtomicU64>;
 
 /// Every metric the operator exports.
@@ -96,6 +102,9 @@ pub struct Metrics {
     pub leader: Gauge,
     pub writes_skipped: Family<ReasonLabels, Counter>,
     pub scale_writes: Family<ReasonLabels, Counter>,
+    pub admission_reviews: Family<AdmissionLabels, Counter>,
+    pub admission_duration: Histogram,
+    pub webhook_cert_expiry: FloatGauge,
 }
 
 fn seconds_histogram() -> Histogram {
@@ -135,6 +144,9 @@ impl Metrics {
             leader: Gauge::default(),
             writes_skipped: Family::default(),
             scale_writes: Family::default(),
+            admission_reviews: Family::default(),
+            admission_duration: seconds_histogram(),
+            webhook_cert_expiry: FloatGauge::default(),
             registry: Registry::with_prefix("ballast"),
         };
         m.registry.register(
@@ -256,6 +268,21 @@ impl Metrics {
             "scale_writes",
             "Replica writes made, by target (workload, node_pool)",
             m.scale_writes.clone(),
+        );
+        m.registry.register(
+            "admission_reviews",
+            "Admission reviews answered, by kind and result (allowed, denied, error)",
+            m.admission_reviews.clone(),
+        );
+        m.registry.register(
+            "admission_duration_seconds",
+            "Time to answer one admission review",
+            m.admission_duration.clone(),
+        );
+        m.registry.register(
+            "webhook_certificate_expiry_timestamp_seconds",
+            "When the webhook's serving certificate expires (Unix time)",
+            m.webhook_cert_expiry.clone(),
         );
         m
     }

@@ -135,6 +135,28 @@ pub async fn serve(
     limits: Limits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
+    serve_with(listener, router, limits, None, shutdown).await
+}
+
+/// Serve `router` over TLS (the webhook). The handshake must finish within the
+/// header read timeout, so a client that connects and stalls is cut off too.
+pub async fn serve_tls(
+    listener: TcpListener,
+    router: Router,
+    limits: Limits,
+    tls: tokio_rustls::TlsAcceptor,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    serve_with(listener, router, limits, Some(tls), shutdown).await
+}
+
+async fn serve_with(
+    listener: TcpListener,
+    router: Router,
+    limits: Limits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) {
     let connections = Arc::new(Semaphore::new(limits.max_connections));
     tokio::pin!(shutdown);
     loop {
@@ -143,42 +165,60 @@ pub async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
-                    warn!(error = %e, "admin server: accept failed");
+                    warn!(error = %e, "server: accept failed");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
             },
         };
         let Ok(permit) = connections.clone().try_acquire_owned() else {
-            debug!(%peer, "admin server: connection limit reached, closing");
+            debug!(%peer, "server: connection limit reached, closing");
             drop(stream);
             continue;
         };
         let router = router.clone();
         let header_timeout = limits.header_read_timeout;
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let service =
-                hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
-                    let router = router.clone();
-                    async move {
-                        let response = router.oneshot(request.map(Body::new)).await;
-                        Ok::<_, Infallible>(match response {
-                            Ok(r) => r,
-                            Err(never) => match never {},
-                        })
+            match tls {
+                None => serve_connection(stream, router, header_timeout, peer).await,
+                Some(acceptor) => {
+                    match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => {
+                            serve_connection(stream, router, header_timeout, peer).await
+                        }
+                        Ok(Err(e)) => debug!(%peer, error = %e, "server: TLS handshake failed"),
+                        Err(_) => debug!(%peer, "server: TLS handshake timed out"),
                     }
-                });
-            let mut builder = hyper::server::conn::http1::Builder::new();
-            builder
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(header_timeout);
-            if let Err(e) = builder
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
-                debug!(%peer, error = %e, "admin server: connection ended with an error");
+                }
             }
             drop(permit);
         });
+    }
+}
+
+async fn serve_connection<S>(stream: S, router: Router, header_timeout: Duration, peer: SocketAddr)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
+        let router = router.clone();
+        async move {
+            let response = router.oneshot(request.map(Body::new)).await;
+            Ok::<_, Infallible>(match response {
+                Ok(r) => r,
+                Err(never) => match never {},
+            })
+        }
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    if let Err(e) = builder
+        .serve_connection(TokioIo::new(stream), service)
+        .await
+    {
+        debug!(%peer, error = %e, "server: connection ended with an error");
     }
 }
