@@ -41,6 +41,12 @@ K8S_VERSION=$(pin_of "$CP_DIR" k8s.io/kubernetes)
 ETCD_VERSION=$(pin_of "$CP_DIR/etcd" go.etcd.io/etcd/server/v3)
 KWOK_VERSION=$(pin_of "$CP_DIR/kwok" sigs.k8s.io/kwok)
 CAPI_VERSION=$(pin_of "$CP_DIR/capi" sigs.k8s.io/cluster-api)
+# Manifest-only pins (not part of the cache key: nothing is built from them; the
+# files they give carry the version in their names).
+KEDA_VERSION=$(pin_of "$CP_DIR/keda" github.com/kedacore/keda/v2)
+PROMOP_VERSION=$(pin_of "$CP_DIR/prometheus-operator" github.com/prometheus-operator/prometheus-operator)
+KEDA_CRD="$E2E_SHARE/keda-${KEDA_VERSION}-scaledobjects.yaml"
+PROMOP_CRDS="$E2E_SHARE/prometheus-operator-${PROMOP_VERSION}-crds.yaml"
 
 # The binaries the harness needs, in build order (smallest first, so a broken
 # toolchain shows up early).
@@ -69,5 +75,6 @@ have_all_binaries() {
 	for b in $E2E_BINARIES; do
 		[ -x "$E2E_BIN/$b" ] || return 1
 	done
-	[ -f "$E2E_SHARE/machinedeployments.yaml" ] && [ -f "$E2E_SHARE/kwok-stages.yaml" ]
+	[ -f "$E2E_SHARE/machinedeployments.yaml" ] && [ -f "$E2E_SHARE/kwok-stages.yaml" ] &&
+		[ -f "$KEDA_CRD" ] && [ -f "$PROMOP_CRDS" ]
 }

@@ -1,6 +1,8 @@
-//! The manifests in deploy/: they render with kustomize, the PrometheusRule carries
-//! exactly the alert rules promtool tests, RBAC has no wildcards, the operator runs
-//! hardened, and the dashboard has what Grafana needs.
+//! The manifests in deploy/ and the example overlays: they render with kustomize,
+//! the PrometheusRule carries exactly the alert rules promtool tests, RBAC has no
+//! wildcards and only the grants the operator and webhook need, the webhook is wired
+//! to the operator's port, the operator runs hardened, and the dashboard has what
+//! Grafana needs. (e2e/operator dry-runs deploy/ against a real API server.)
 
 use std::fs;
 use std::path::Path;
@@ -21,14 +23,18 @@ fn docs(path: &str) -> Vec<Value> {
 }
 
 fn rendered() -> Vec<Value> {
+    render("deploy")
+}
+
+fn render(dir: &str) -> Vec<Value> {
     let out = Command::new("kubectl")
-        .args(["kustomize", "deploy"])
+        .args(["kustomize", dir])
         .current_dir(root())
         .output()
         .expect("kubectl runs");
     assert!(
         out.status.success(),
-        "kubectl kustomize deploy: {}",
+        "kubectl kustomize {dir}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     let text = String::from_utf8(out.stdout).expect("UTF-8");
@@ -58,6 +64,7 @@ fn kustomize_renders_every_part_of_the_install() {
         "Deployment",
         "PodDisruptionBudget",
         "Service",
+        "ValidatingWebhookConfiguration",
         "ServiceMonitor",
         "PrometheusRule",
         "ConfigMap",
@@ -99,13 +106,21 @@ fn the_prometheus_rule_carries_exactly_the_tested_rules() {
 
 #[test]
 fn rbac_has_no_wildcards() {
-    for doc in docs("deploy/rbac.yaml") {
+    // Every rule of every Role and ClusterRole anything in the repository installs.
+    let mut all = rendered();
+    all.extend(render("examples/cert-manager"));
+    all.extend(docs("deploy/rbac.yaml"));
+    let roles: Vec<&Value> = all
+        .iter()
+        .filter(|d| matches!(d["kind"].as_str(), Some("Role" | "ClusterRole")))
+        .collect();
+    assert!(roles.len() >= 4);
+    for doc in roles {
         for rule in doc["rules"].as_sequence().into_iter().flatten() {
             for field in ["apiGroups", "resources", "verbs", "resourceNames"] {
                 for v in rule[field].as_sequence().into_iter().flatten() {
-                    assert_ne!(
-                        v.as_str(),
-                        Some("*"),
+                    assert!(
+                        !v.as_str().is_some_and(|v| v.contains('*')),
                         "wildcard in {} {field}",
                         doc["metadata"]["name"].as_str().unwrap_or("?")
                     );
@@ -113,6 +128,227 @@ fn rbac_has_no_wildcards() {
             }
         }
     }
+}
+
+fn grants(
+    all: &[Value],
+    role_kind: &str,
+    group: &str,
+    resource: &str,
+) -> Vec<(Vec<String>, Vec<String>)> {
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_sequence()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.as_str().map(String::from))
+            .collect()
+    };
+    kind(all, role_kind)
+        .into_iter()
+        .flat_map(|r| r["rules"].as_sequence().cloned().unwrap_or_default())
+        .filter(|rule| {
+            strings(&rule["apiGroups"]).contains(&group.to_string())
+                && strings(&rule["resources"]).contains(&resource.to_string())
+        })
+        .map(|rule| (strings(&rule["verbs"]), strings(&rule["resourceNames"])))
+        .collect()
+}
+
+#[test]
+fn rbac_is_what_the_operator_and_webhook_need_and_no_more() {
+    let all = docs("deploy/rbac.yaml");
+    // Replicas are written only through /scale.
+    for (group, resource) in [("apps", "deployments"), ("apps", "statefulsets")] {
+        for (verbs, _) in grants(&all, "ClusterRole", group, resource) {
+            assert!(
+                !verbs
+                    .iter()
+                    .any(|v| ["update", "patch", "create", "delete"].contains(&v.as_str())),
+                "{resource}: writes only through /scale, got {verbs:?}"
+            );
+        }
+        let scale = grants(&all, "ClusterRole", group, &format!("{resource}/scale"));
+        assert_eq!(scale.len(), 1, "{resource}/scale");
+    }
+    // The webhook's conflict checks.
+    assert_eq!(
+        grants(
+            &all,
+            "ClusterRole",
+            "autoscaling",
+            "horizontalpodautoscalers"
+        )[0]
+        .0,
+        ["list"]
+    );
+    assert_eq!(
+        grants(&all, "ClusterRole", "keda.sh", "scaledobjects")[0].0,
+        ["list"]
+    );
+    // The one webhook configuration, by name, matching deploy/webhook.yaml.
+    let vwc = grants(
+        &all,
+        "ClusterRole",
+        "admissionregistration.k8s.io",
+        "validatingwebhookconfigurations",
+    );
+    assert_eq!(vwc.len(), 1);
+    let webhook = docs("deploy/webhook.yaml");
+    let name = kind(&webhook, "ValidatingWebhookConfiguration")[0]["metadata"]["name"]
+        .as_str()
+        .expect("name")
+        .to_string();
+    assert_eq!(vwc[0].1, vec![name]);
+    // Secrets: namespaced only; update only of the webhook's certificate Secret.
+    assert!(
+        grants(&all, "ClusterRole", "", "secrets").is_empty(),
+        "no cluster-wide Secrets"
+    );
+    for (verbs, names) in grants(&all, "Role", "", "secrets") {
+        if verbs.contains(&"update".to_string()) {
+            assert_eq!(names, ["ballast-webhook-tls"]);
+        }
+        assert!(!verbs.contains(&"list".to_string()) && !verbs.contains(&"watch".to_string()));
+    }
+}
+
+#[test]
+fn the_webhook_is_wired_to_the_operator() {
+    let all = rendered();
+    let vwc = kind(&all, "ValidatingWebhookConfiguration");
+    assert_eq!(vwc.len(), 1);
+    let hook = &vwc[0]["webhooks"][0];
+    assert_eq!(hook["failurePolicy"].as_str(), Some("Fail"));
+    assert_eq!(hook["sideEffects"].as_str(), Some("None"));
+    assert!(
+        hook["timeoutSeconds"]
+            .as_u64()
+            .is_some_and(|t| (1..=10).contains(&t))
+    );
+    let resources: Vec<&str> = hook["rules"][0]["resources"]
+        .as_sequence()
+        .expect("resources")
+        .iter()
+        .filter_map(|r| r.as_str())
+        .collect();
+    assert_eq!(
+        resources,
+        ["customscalingpolicies", "clustermetricssources"],
+        "never /status"
+    );
+    let operations: Vec<&str> = hook["rules"][0]["operations"]
+        .as_sequence()
+        .expect("operations")
+        .iter()
+        .filter_map(|r| r.as_str())
+        .collect();
+    assert_eq!(operations, ["CREATE", "UPDATE"], "never DELETE");
+    // clientConfig -> the Service's webhook port -> the container's webhook port -> --webhook-addr.
+    let svc_ref = &hook["clientConfig"]["service"];
+    assert_eq!(svc_ref["path"].as_str(), Some("/validate"));
+    let service = kind(&all, "Service")
+        .into_iter()
+        .find(|s| s["metadata"]["name"] == svc_ref["name"])
+        .expect("the Service the webhook names");
+    assert_eq!(service["metadata"]["namespace"], svc_ref["namespace"]);
+    let port = service["spec"]["ports"]
+        .as_sequence()
+        .expect("ports")
+        .iter()
+        .find(|p| p["port"] == svc_ref["port"])
+        .expect("the Service port the webhook names");
+    let target = port["targetPort"].as_str().expect("a named targetPort");
+    let container = &kind(&all, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0];
+    let container_port = container["ports"]
+        .as_sequence()
+        .expect("ports")
+        .iter()
+        .find(|p| p["name"].as_str() == Some(target))
+        .expect("the container port")["containerPort"]
+        .as_u64()
+        .expect("a number");
+    let args: Vec<&str> = container["args"]
+        .as_sequence()
+        .expect("args")
+        .iter()
+        .filter_map(|a| a.as_str())
+        .collect();
+    assert!(
+        args.contains(&format!("--webhook-addr=0.0.0.0:{container_port}").as_str()),
+        "{args:?}"
+    );
+}
+
+#[test]
+fn the_cert_manager_overlay_mounts_its_certificate_and_injects_the_ca() {
+    let all = render("examples/cert-manager");
+    let cert = kind(&all, "Certificate");
+    assert_eq!(cert.len(), 1);
+    let secret = cert[0]["spec"]["secretName"].as_str().expect("secretName");
+    let dns: Vec<&str> = cert[0]["spec"]["dnsNames"]
+        .as_sequence()
+        .expect("dnsNames")
+        .iter()
+        .filter_map(|d| d.as_str())
+        .collect();
+    assert!(dns.contains(&"ballast.ballast-system.svc"), "{dns:?}");
+    let pod = &kind(&all, "Deployment")[0]["spec"]["template"]["spec"];
+    assert_eq!(
+        pod["volumes"][0]["secret"]["secretName"].as_str(),
+        Some(secret)
+    );
+    let args = pod["containers"][0]["args"].as_sequence().expect("args");
+    assert!(
+        args.iter()
+            .any(|a| a.as_str() == Some("--webhook-cert-dir=/certs"))
+    );
+    assert_eq!(
+        pod["containers"][0]["volumeMounts"][0]["mountPath"].as_str(),
+        Some("/certs")
+    );
+    let vwc = kind(&all, "ValidatingWebhookConfiguration")[0];
+    let namespace = cert[0]["metadata"]["namespace"]
+        .as_str()
+        .expect("namespace");
+    let name = cert[0]["metadata"]["name"].as_str().expect("name");
+    assert_eq!(
+        vwc["metadata"]["annotations"]["cert-manager.io/inject-ca-from"].as_str(),
+        Some(format!("{namespace}/{name}").as_str())
+    );
+}
+
+#[test]
+fn the_examples_render_and_pass_lint() {
+    let all = render("examples");
+    assert_eq!(kind(&all, "CustomScalingPolicy").len(), 3);
+    assert_eq!(kind(&all, "ClusterMetricsSource").len(), 1);
+    let namespaces: Vec<&str> = kind(&all, "Namespace")
+        .iter()
+        .filter_map(|n| n["metadata"]["name"].as_str())
+        .collect();
+    for policy in kind(&all, "CustomScalingPolicy") {
+        let ns = policy["metadata"]["namespace"].as_str().expect("namespace");
+        assert!(
+            namespaces.contains(&ns),
+            "namespace {ns} is created by examples/"
+        );
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_ballast"))
+        .args([
+            "lint",
+            "examples/metrics-source.yaml",
+            "examples/cache-eviction/policy.yaml",
+            "examples/queue-lag/policy.yaml",
+            "examples/node-pool/policy.yaml",
+        ])
+        .current_dir(root())
+        .output()
+        .expect("ballast lint runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
 
 #[test]

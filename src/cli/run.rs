@@ -72,7 +72,10 @@ fn identity(args: &RunArgs) -> String {
 }
 
 /// A client from `kubeconfig` (and `context`), else the in-cluster config.
-pub async fn client(kubeconfig: Option<&PathBuf>, context: Option<&String>) -> anyhow::Result<kube::Client> {
+pub async fn client(
+    kubeconfig: Option<&PathBuf>,
+    context: Option<&String>,
+) -> anyhow::Result<kube::Client> {
     let config = match kubeconfig {
         Some(path) => {
             let kubeconfig = Kubeconfig::read_from(path)

@@ -56,7 +56,15 @@ pub fn run(args: &WebhookCmdArgs) -> anyhow::Result<ExitCode> {
         let admin = tokio::spawn(server::serve(listener, router, limits, async move {
             let _ = admin_stop.wait_for(|s| *s).await;
         }));
-        let served = webhook::start(client, args.addr, &args.webhook, &args.namespace, metrics, stopped).await?;
+        let served = webhook::start(
+            client,
+            args.addr,
+            &args.webhook,
+            &args.namespace,
+            metrics,
+            stopped,
+        )
+        .await?;
         health.ready.store(true, Ordering::Relaxed);
         crate::controller::termination().await;
         let _ = stop.send(true);

@@ -201,7 +201,10 @@ mod tests {
         .unwrap_err();
         assert_eq!(e, DecodeError::NoUid);
         let e = decode(&review(json!({"operation": "CREATE"}))).unwrap_err();
-        assert!(matches!(&e, DecodeError::Shape(m) if m.contains("uid")), "{e}");
+        assert!(
+            matches!(&e, DecodeError::Shape(m) if m.contains("uid")),
+            "{e}"
+        );
     }
 
     #[test]

@@ -127,8 +127,12 @@ pub fn inspect(what: &str, pem: &str) -> Result<Info, CertError> {
                 x509_parser::extensions::GeneralName::DNSName(d) => sans.push(d.to_string()),
                 x509_parser::extensions::GeneralName::IPAddress(ip) => {
                     let text = match ip.len() {
-                        4 => <[u8; 4]>::try_from(*ip).ok().map(|b| std::net::IpAddr::from(b).to_string()),
-                        16 => <[u8; 16]>::try_from(*ip).ok().map(|b| std::net::IpAddr::from(b).to_string()),
+                        4 => <[u8; 4]>::try_from(*ip)
+                            .ok()
+                            .map(|b| std::net::IpAddr::from(b).to_string()),
+                        16 => <[u8; 16]>::try_from(*ip)
+                            .ok()
+                            .map(|b| std::net::IpAddr::from(b).to_string()),
                         _ => None,
                     };
                     sans.extend(text);
@@ -175,7 +179,12 @@ pub fn issue_ca(now: i64, validity: Duration) -> Result<Pair, CertError> {
 }
 
 /// A serving certificate for `sans`, signed by `ca`, never outliving it.
-pub fn issue_leaf(ca: &Pair, sans: &[String], now: i64, validity: Duration) -> Result<Pair, CertError> {
+pub fn issue_leaf(
+    ca: &Pair,
+    sans: &[String],
+    now: i64,
+    validity: Duration,
+) -> Result<Pair, CertError> {
     let ca_key = KeyPair::from_pem(&ca.key_pem).map_err(|e| CertError::Key {
         what: "the CA key".into(),
         message: e.to_string(),
@@ -184,9 +193,12 @@ pub fn issue_leaf(ca: &Pair, sans: &[String], now: i64, validity: Duration) -> R
     let issuer = Issuer::from_ca_cert_pem(&ca.cert_pem, ca_key)?;
     let key = KeyPair::generate()?;
     let mut params = CertificateParams::new(sans.to_vec())?;
-    params
-        .distinguished_name
-        .push(DnType::CommonName, sans.first().cloned().unwrap_or_else(|| "ballast-webhook".into()));
+    params.distinguished_name.push(
+        DnType::CommonName,
+        sans.first()
+            .cloned()
+            .unwrap_or_else(|| "ballast-webhook".into()),
+    );
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     params.not_before = datetime(now - 60)?;
@@ -273,7 +285,10 @@ pub fn apply(
         }),
         (Step::PromoteCa, Some(m)) => match m.next_ca {
             Some(next) => Some(fresh(next, Some(m.ca.cert_pem))?),
-            None => Some(fresh(issue_ca(now, config.ca_validity)?, Some(m.ca.cert_pem))?),
+            None => Some(fresh(
+                issue_ca(now, config.ca_validity)?,
+                Some(m.ca.cert_pem),
+            )?),
         },
     })
 }
@@ -299,7 +314,8 @@ pub fn ca_bundle(material: &Material, now: i64) -> String {
 const STAGED_AT: &str = "ballast.dev/next-ca-staged-at";
 
 fn text(data: &BTreeMap<String, ByteString>, key: &str) -> Option<String> {
-    data.get(key).and_then(|b| String::from_utf8(b.0.clone()).ok())
+    data.get(key)
+        .and_then(|b| String::from_utf8(b.0.clone()).ok())
 }
 
 /// Read material from a Secret; `None` when a key is missing.
@@ -345,7 +361,10 @@ pub fn into_secret(material: &Material, mut secret: Secret) -> Secret {
     secret.data = Some(data);
     secret.string_data = None;
     secret.type_ = Some("kubernetes.io/tls".into());
-    let annotations = secret.metadata.annotations.get_or_insert_with(BTreeMap::new);
+    let annotations = secret
+        .metadata
+        .annotations
+        .get_or_insert_with(BTreeMap::new);
     match material.next_staged_at {
         Some(at) => annotations.insert(STAGED_AT.into(), at.to_string()),
         None => annotations.remove(STAGED_AT),
@@ -364,16 +383,19 @@ impl Reloadable {
     /// Load `pair` unless it is the one already served. `Ok(true)` when it changed.
     pub fn load(&self, pair: &Pair) -> Result<bool, CertError> {
         if let Ok(current) = self.current.read()
-            && current.as_ref().is_some_and(|(pem, _)| *pem == pair.cert_pem)
+            && current
+                .as_ref()
+                .is_some_and(|(pem, _)| *pem == pair.cert_pem)
         {
             return Ok(false);
         }
-        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pair.cert_pem.as_bytes())
-            .collect::<Result<_, _>>()
-            .map_err(|e| CertError::Parse {
-                what: "the serving certificate".into(),
-                message: e.to_string(),
-            })?;
+        let chain: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_slice_iter(pair.cert_pem.as_bytes())
+                .collect::<Result<_, _>>()
+                .map_err(|e| CertError::Parse {
+                    what: "the serving certificate".into(),
+                    message: e.to_string(),
+                })?;
         if chain.is_empty() {
             return Err(CertError::Parse {
                 what: "the serving certificate".into(),
@@ -384,8 +406,10 @@ impl Reloadable {
             what: "the serving key".into(),
             message,
         };
-        let key = PrivateKeyDer::from_pem_slice(pair.key_pem.as_bytes()).map_err(|e| key_error(e.to_string()))?;
-        let signing = rustls::crypto::ring::sign::any_supported_type(&key).map_err(|e| key_error(e.to_string()))?;
+        let key = PrivateKeyDer::from_pem_slice(pair.key_pem.as_bytes())
+            .map_err(|e| key_error(e.to_string()))?;
+        let signing = rustls::crypto::ring::sign::any_supported_type(&key)
+            .map_err(|e| key_error(e.to_string()))?;
         let certified = Arc::new(CertifiedKey::new(chain, signing));
         if let Ok(mut current) = self.current.write() {
             *current = Some((pair.cert_pem.clone(), certified));
@@ -432,7 +456,12 @@ fn now() -> i64 {
 }
 
 impl CertManager {
-    pub fn new(client: Client, source: Source, resolver: Arc<Reloadable>, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        client: Client,
+        source: Source,
+        resolver: Arc<Reloadable>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Self {
             client,
             source,
@@ -445,7 +474,11 @@ impl CertManager {
     fn serve(&self, pair: &Pair, from: &str) -> Result<(), CertError> {
         let info = inspect("the serving certificate", &pair.cert_pem)?;
         if self.resolver.load(pair)? {
-            info!(from, expires_unix = info.not_after, "webhook: serving certificate loaded");
+            info!(
+                from,
+                expires_unix = info.not_after,
+                "webhook: serving certificate loaded"
+            );
         }
         self.metrics.webhook_cert_expiry.set(info.not_after as f64);
         Ok(())
@@ -484,7 +517,12 @@ impl CertManager {
         }
     }
 
-    async fn sync_secret(&self, namespace: &str, name: &str, config: &CertConfig) -> Result<Material, CertError> {
+    async fn sync_secret(
+        &self,
+        namespace: &str,
+        name: &str,
+        config: &CertConfig,
+    ) -> Result<Material, CertError> {
         let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
         let secret_error = |action: &'static str| {
             move |e: kube::Error| match &e {
@@ -551,7 +589,10 @@ impl CertManager {
             message: short_kube_error(&e),
         };
         let Some(mut vwc) = api.get_opt(name).await.map_err(webhook_error)? else {
-            warn!(name, "webhook: ValidatingWebhookConfiguration not found; the API server will not call this webhook");
+            warn!(
+                name,
+                "webhook: ValidatingWebhookConfiguration not found; the API server will not call this webhook"
+            );
             return Ok(());
         };
         let wanted = ByteString(bundle.as_bytes().to_vec());
@@ -604,7 +645,10 @@ mod tests {
             leaf_validity: Duration::from_secs(300),
             ca_validity: Duration::from_secs(3000),
             promote_after: Duration::from_secs(30),
-            sans: vec!["ballast-webhook.ballast-system.svc".into(), "127.0.0.1".into()],
+            sans: vec![
+                "ballast-webhook.ballast-system.svc".into(),
+                "127.0.0.1".into(),
+            ],
         }
     }
 
@@ -620,7 +664,13 @@ mod tests {
         let leaf = inspect("leaf", &m.leaf.cert_pem).unwrap();
         assert_eq!(leaf.not_before, 1_000_000 - 60);
         assert_eq!(leaf.not_after, 1_000_000 + 300);
-        assert_eq!(leaf.sans, vec!["127.0.0.1".to_string(), "ballast-webhook.ballast-system.svc".into()]);
+        assert_eq!(
+            leaf.sans,
+            vec![
+                "127.0.0.1".to_string(),
+                "ballast-webhook.ballast-system.svc".into()
+            ]
+        );
         // The leaf verifies against the CA, for its IP name, with rustls' verifier.
         let mut roots = rustls::RootCertStore::empty();
         roots
@@ -635,10 +685,23 @@ mod tests {
         let leaf = CertificateDer::from_pem_slice(m.leaf.cert_pem.as_bytes()).unwrap();
         let at = |t: u64| rustls::pki_types::UnixTime::since_unix_epoch(Duration::from_secs(t));
         let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
-        assert!(verifier.verify_server_cert(&leaf, &[], &name, &[], at(1_000_010)).is_ok());
-        assert!(verifier.verify_server_cert(&leaf, &[], &name, &[], at(1_000_400)).is_err(), "expired");
+        assert!(
+            verifier
+                .verify_server_cert(&leaf, &[], &name, &[], at(1_000_010))
+                .is_ok()
+        );
+        assert!(
+            verifier
+                .verify_server_cert(&leaf, &[], &name, &[], at(1_000_400))
+                .is_err(),
+            "expired"
+        );
         let other = rustls::pki_types::ServerName::try_from("evil.example").unwrap();
-        assert!(verifier.verify_server_cert(&leaf, &[], &other, &[], at(1_000_010)).is_err());
+        assert!(
+            verifier
+                .verify_server_cert(&leaf, &[], &other, &[], at(1_000_010))
+                .is_err()
+        );
         assert!(Reloadable::default().load(&m.leaf).unwrap());
     }
 
@@ -652,27 +715,45 @@ mod tests {
         // Leaf: renewed after two thirds of 300 s (from not_before = t0 - 60).
         assert_eq!(plan(Some(&m), t0 + 179, &c), Step::Keep);
         assert_eq!(plan(Some(&m), t0 + 181, &c), Step::Reissue);
-        let reissued = apply(Step::Reissue, Some(m.clone()), t0 + 181, &c).unwrap().unwrap();
-        assert_eq!(reissued.ca, m.ca, "re-issuing keeps the CA (and the bundle)");
+        let reissued = apply(Step::Reissue, Some(m.clone()), t0 + 181, &c)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            reissued.ca, m.ca,
+            "re-issuing keeps the CA (and the bundle)"
+        );
         assert_ne!(reissued.leaf, m.leaf);
         assert_eq!(ca_bundle(&reissued, t0 + 181), ca_bundle(&m, t0));
         // CA: staged after two thirds of its life, promoted promote_after later.
         let t1 = t0 - 60 + 3060 * 2 / 3 + 1;
         assert_eq!(plan(Some(&reissued), t1, &c), Step::StageCa);
-        let staged = apply(Step::StageCa, Some(reissued.clone()), t1, &c).unwrap().unwrap();
-        assert_eq!(staged.leaf, reissued.leaf, "staging does not change what is served");
+        let staged = apply(Step::StageCa, Some(reissued.clone()), t1, &c)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            staged.leaf, reissued.leaf,
+            "staging does not change what is served"
+        );
         let bundle = ca_bundle(&staged, t1);
         assert!(bundle.contains(staged.ca.cert_pem.trim_end()));
         assert!(bundle.contains(staged.next_ca.as_ref().unwrap().cert_pem.trim_end()));
         assert_ne!(plan(Some(&staged), t1 + 29, &c), Step::PromoteCa);
         assert_eq!(plan(Some(&staged), t1 + 30, &c), Step::PromoteCa);
-        let promoted = apply(Step::PromoteCa, Some(staged.clone()), t1 + 30, &c).unwrap().unwrap();
+        let promoted = apply(Step::PromoteCa, Some(staged.clone()), t1 + 30, &c)
+            .unwrap()
+            .unwrap();
         assert_eq!(Some(&promoted.ca), staged.next_ca.as_ref());
-        assert_eq!(promoted.previous_ca.as_deref(), Some(staged.ca.cert_pem.as_str()));
+        assert_eq!(
+            promoted.previous_ca.as_deref(),
+            Some(staged.ca.cert_pem.as_str())
+        );
         assert!(promoted.next_ca.is_none());
         // Both CAs stay trusted until the old one expires, then only the new.
         let bundle = ca_bundle(&promoted, t1 + 30);
-        assert!(bundle.contains(staged.ca.cert_pem.trim_end()) && bundle.contains(promoted.ca.cert_pem.trim_end()));
+        assert!(
+            bundle.contains(staged.ca.cert_pem.trim_end())
+                && bundle.contains(promoted.ca.cert_pem.trim_end())
+        );
         assert!(!ca_bundle(&promoted, t0 + 3001).contains(staged.ca.cert_pem.trim_end()));
         assert_eq!(plan(Some(&promoted), t1 + 31, &c), Step::Keep);
     }
@@ -686,16 +767,24 @@ mod tests {
         let mut broken = m.clone();
         broken.leaf.cert_pem = "garbage".into();
         assert_eq!(plan(Some(&broken), 1_000_001, &config()), Step::Create);
-        assert_eq!(plan(Some(&m), 1_000_000 + 3001, &config()), Step::Create, "an expired CA is replaced");
+        assert_eq!(
+            plan(Some(&m), 1_000_000 + 3001, &config()),
+            Step::Create,
+            "an expired CA is replaced"
+        );
     }
 
     #[test]
     fn material_survives_the_secret() {
         let m = created(1_000_000);
-        let staged = apply(Step::StageCa, Some(m), 1_000_100, &config()).unwrap().unwrap();
+        let staged = apply(Step::StageCa, Some(m), 1_000_100, &config())
+            .unwrap()
+            .unwrap();
         let secret = into_secret(&staged, Secret::default());
         assert_eq!(from_secret(&secret), Some(staged.clone()));
-        let promoted = apply(Step::PromoteCa, Some(staged), 1_000_200, &config()).unwrap().unwrap();
+        let promoted = apply(Step::PromoteCa, Some(staged), 1_000_200, &config())
+            .unwrap()
+            .unwrap();
         let secret = into_secret(&promoted, secret);
         assert_eq!(from_secret(&secret), Some(promoted));
         assert!(!secret.metadata.annotations.unwrap().contains_key(STAGED_AT));

@@ -138,7 +138,11 @@ fn describe(target: &TargetRef) -> String {
 
 /// The rules that need the cluster: one autoscaler per target, one policy per node
 /// pool, kinds that can be scaled, sources that exist and allow the namespace.
-pub fn check_cluster(namespace: &str, spec: &CustomScalingPolicySpec, facts: &PolicyFacts) -> Verdict {
+pub fn check_cluster(
+    namespace: &str,
+    spec: &CustomScalingPolicySpec,
+    facts: &PolicyFacts,
+) -> Verdict {
     let mut verdict = Verdict::default();
     let target = ScaleRef::of(&spec.target_ref);
     let shown = describe(&spec.target_ref);
@@ -298,7 +302,11 @@ mod tests {
 
     #[test]
     fn a_clean_policy_passes() {
-        let v = check_cluster("shop", &spec(&policy("cache", Some("pool"), None)), &facts());
+        let v = check_cluster(
+            "shop",
+            &spec(&policy("cache", Some("pool"), None)),
+            &facts(),
+        );
         assert!(v.allowed(), "{v:?}");
         assert!(v.warnings.is_empty(), "{v:?}");
     }
@@ -310,11 +318,15 @@ mod tests {
         p["spec"]["pollInterval"] = json!("1s");
         let (_, v) = validate_policy(&p).unwrap();
         assert!(
-            v.denials.iter().any(|d| d.starts_with("spec.metrics[0].query:")),
+            v.denials
+                .iter()
+                .any(|d| d.starts_with("spec.metrics[0].query:")),
             "{v:?}"
         );
         assert!(
-            v.warnings.iter().any(|w| w.starts_with("spec.pollInterval:")),
+            v.warnings
+                .iter()
+                .any(|w| w.starts_with("spec.pollInterval:")),
             "{v:?}"
         );
         let mut p = policy("cache", None, None);
@@ -330,11 +342,20 @@ mod tests {
         f.other_policies = vec![
             ("older".into(), spec(&policy("cache", None, None))),
             ("pooled".into(), spec(&policy("web", Some("pool"), None))),
-            ("unrelated".into(), spec(&policy("web", Some("other-pool"), None))),
+            (
+                "unrelated".into(),
+                spec(&policy("web", Some("other-pool"), None)),
+            ),
         ];
         f.hpas = vec![
-            ("web-hpa".into(), ScaleRef::new("apps/v1", "Deployment", "cache")),
-            ("sts-hpa".into(), ScaleRef::new("apps/v1", "StatefulSet", "cache")),
+            (
+                "web-hpa".into(),
+                ScaleRef::new("apps/v1", "Deployment", "cache"),
+            ),
+            (
+                "sts-hpa".into(),
+                ScaleRef::new("apps/v1", "StatefulSet", "cache"),
+            ),
         ];
         f.scaled_objects = Some(vec![(
             "cache-so".into(),
@@ -391,13 +412,18 @@ mod tests {
         assert!(v.denials[0].contains("\"prom\" does not exist"), "{v:?}");
         let source = |allowed: &[&str]| ClusterMetricsSourceSpec {
             allowed_namespaces: allowed.iter().map(|s| s.to_string()).collect(),
-            ..serde_json::from_value(json!({"address": "http://p:9090", "allowedNamespaces": ["x"]}))
-                .unwrap()
+            ..serde_json::from_value(
+                json!({"address": "http://p:9090", "allowedNamespaces": ["x"]}),
+            )
+            .unwrap()
         };
-        f.sources.insert("prom".into(), Some(source(&["team-a", "team-b"])));
+        f.sources
+            .insert("prom".into(), Some(source(&["team-a", "team-b"])));
         let v = check_cluster("shop", &mine, &f);
         assert!(
-            v.denials[0].contains("does not allow namespace \"shop\" (its allowedNamespaces: team-a, team-b)"),
+            v.denials[0].contains(
+                "does not allow namespace \"shop\" (its allowedNamespaces: team-a, team-b)"
+            ),
             "{v:?}"
         );
         f.sources.insert("prom".into(), Some(source(&["*"])));

@@ -56,6 +56,9 @@ impl FactFinder {
             Ok(true) => KindInfo::Scalable,
             Ok(false) => KindInfo::NoScale,
             Err(ScaleError::ClusterScoped { .. }) => KindInfo::ClusterScoped,
+            Err(ScaleError::Discover { message, .. }) if message.contains("404") => {
+                KindInfo::NotServed("API discovery does not list it".into())
+            }
             Err(e) => KindInfo::NotServed(e.to_string()),
         }
     }
@@ -68,7 +71,9 @@ impl FactFinder {
         let list = Api::<CustomScalingPolicy>::namespaced(self.client.clone(), namespace)
             .list(&ListParams::default())
             .await
-            .map_err(fact_error("the other CustomScalingPolicies in the namespace"))?;
+            .map_err(fact_error(
+                "the other CustomScalingPolicies in the namespace",
+            ))?;
         Ok(list
             .items
             .into_iter()
@@ -91,7 +96,10 @@ impl FactFinder {
                 let spec = h.spec?;
                 let t = spec.scale_target_ref;
                 let api_version = t.api_version.unwrap_or_default();
-                Some((h.metadata.name?, ScaleRef::new(&api_version, &t.kind, &t.name)))
+                Some((
+                    h.metadata.name?,
+                    ScaleRef::new(&api_version, &t.kind, &t.name),
+                ))
             })
             .collect())
     }
@@ -115,8 +123,14 @@ impl FactFinder {
                     let t = o.data.get("spec")?.get("scaleTargetRef")?;
                     let name = t.get("name")?.as_str()?;
                     // KEDA's defaults for an omitted apiVersion and kind.
-                    let api_version = t.get("apiVersion").and_then(|v| v.as_str()).unwrap_or("apps/v1");
-                    let kind = t.get("kind").and_then(|v| v.as_str()).unwrap_or("Deployment");
+                    let api_version = t
+                        .get("apiVersion")
+                        .and_then(|v| v.as_str())
+                        .unwrap_or("apps/v1");
+                    let kind = t
+                        .get("kind")
+                        .and_then(|v| v.as_str())
+                        .unwrap_or("Deployment");
                     Some((o.metadata.name?, ScaleRef::new(api_version, kind, name)))
                 })
                 .collect(),

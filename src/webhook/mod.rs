@@ -41,7 +41,7 @@ pub struct WebhookArgs {
     #[arg(long, default_value = "ballast", value_name = "NAME")]
     pub webhook_configuration: String,
     /// Service in front of the webhook: its DNS names go into the certificate.
-    #[arg(long, default_value = "ballast-webhook", value_name = "NAME")]
+    #[arg(long, default_value = "ballast", value_name = "NAME")]
     pub webhook_service: String,
     /// More names (DNS or IP) for the certificate, e.g. `127.0.0.1` for a webhook
     /// called by URL.
@@ -86,7 +86,9 @@ impl WebhookArgs {
                         ca_validity: leaf.saturating_mul(10),
                         // Two checks: every replica has read the staged CA, and the
                         // API server has long seen the bundle.
-                        promote_after: check.saturating_mul(2).max(std::time::Duration::from_secs(10)),
+                        promote_after: check
+                            .saturating_mul(2)
+                            .max(std::time::Duration::from_secs(10)),
                         sans: self.sans(namespace),
                     },
                 }
@@ -106,7 +108,12 @@ pub async fn start(
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let resolver = Arc::new(Reloadable::default());
-    let manager = CertManager::new(client.clone(), args.source(namespace), resolver.clone(), metrics.clone());
+    let manager = CertManager::new(
+        client.clone(),
+        args.source(namespace),
+        resolver.clone(),
+        metrics.clone(),
+    );
     // The first certificate, retried briefly: at install, two replicas race to
     // create the Secret and one of them reads the other's.
     let mut attempt = 0;
@@ -130,11 +137,17 @@ pub async fn start(
         .with_context(|| format!("binding the webhook server to {addr}"))?;
     tracing::info!(%addr, "webhook server listening (HTTPS, POST /validate)");
     let limits = server::limits();
-    let router = server::router(facts::FactFinder::new(client), metrics, namespace.to_string(), &limits);
+    let router = server::router(
+        facts::FactFinder::new(client),
+        metrics,
+        namespace.to_string(),
+        &limits,
+    );
     let mut stop = shutdown.clone();
-    let served = crate::telemetry::server::serve_tls(listener, router, limits, acceptor, async move {
-        let _ = stop.wait_for(|s| *s).await;
-    });
+    let served =
+        crate::telemetry::server::serve_tls(listener, router, limits, acceptor, async move {
+            let _ = stop.wait_for(|s| *s).await;
+        });
     let check = args.webhook_cert_check.to_std();
     Ok(tokio::spawn(async move {
         tokio::join!(served, manager.run(check, shutdown));

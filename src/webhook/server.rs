@@ -36,7 +36,12 @@ struct WebhookState {
 }
 
 /// The webhook router: `/validate` and a plain `/healthz`.
-pub fn router(finder: FactFinder, metrics: Arc<Metrics>, operator_namespace: String, limits: &Limits) -> Router {
+pub fn router(
+    finder: FactFinder,
+    metrics: Arc<Metrics>,
+    operator_namespace: String,
+    limits: &Limits,
+) -> Router {
     let state = Arc::new(WebhookState {
         finder,
         metrics,
@@ -76,7 +81,11 @@ async fn validate(State(state): State<Arc<WebhookState>>, body: Bytes) -> Respon
         }
     };
     let verdict = review(&state, &request).await;
-    let result = if verdict.allowed() { "allowed" } else { "denied" };
+    let result = if verdict.allowed() {
+        "allowed"
+    } else {
+        "denied"
+    };
     let kind = match request.kind.kind.as_str() {
         k @ ("CustomScalingPolicy" | "ClusterMetricsSource") => k.to_string(),
         _ => "other".to_string(),
@@ -120,7 +129,9 @@ async fn review(state: &WebhookState, request: &Request) -> Verdict {
             warnings: vec![],
         };
     };
-    if request.operation == Operation::Update && checks::spec_unchanged(object, request.old_object.as_ref()) {
+    if request.operation == Operation::Update
+        && checks::spec_unchanged(object, request.old_object.as_ref())
+    {
         return Verdict::default();
     }
     match request.kind.kind.as_str() {
@@ -136,7 +147,11 @@ async fn review(state: &WebhookState, request: &Request) -> Verdict {
             }
             // The request's namespace is the one the object is stored in; every
             // lookup stays inside it (a policy scales only its own namespace).
-            let Some(namespace) = request.namespace.clone().or(policy.metadata.namespace.clone()) else {
+            let Some(namespace) = request
+                .namespace
+                .clone()
+                .or(policy.metadata.namespace.clone())
+            else {
                 return checks::merge(verdict, Verdict {
                     denials: vec!["metadata.namespace: a CustomScalingPolicy is namespaced; the request has no namespace".into()],
                     warnings: vec![],
@@ -147,14 +162,24 @@ async fn review(state: &WebhookState, request: &Request) -> Verdict {
                 .clone()
                 .or(policy.metadata.name.clone())
                 .unwrap_or_default();
-            match state.finder.policy_facts(&namespace, &name, &policy.spec).await {
-                Ok(facts) => checks::merge(verdict, checks::check_cluster(&namespace, &policy.spec, &facts)),
+            match state
+                .finder
+                .policy_facts(&namespace, &name, &policy.spec)
+                .await
+            {
+                Ok(facts) => checks::merge(
+                    verdict,
+                    checks::check_cluster(&namespace, &policy.spec, &facts),
+                ),
                 Err(e) => {
                     debug!(error = %e, "webhook: a lookup failed");
-                    checks::merge(verdict, Verdict {
-                        denials: vec![e.to_string()],
-                        warnings: vec![],
-                    })
+                    checks::merge(
+                        verdict,
+                        Verdict {
+                            denials: vec![e.to_string()],
+                            warnings: vec![],
+                        },
+                    )
                 }
             }
         }
