@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 BALLAST := target/debug/ballast
 
-.PHONY: build test unit lint alerts crds demo demo-simulate e2e e2e-build cluster-up cluster-down e2e-smoke e2e-operator clean
+.PHONY: build test unit lint alerts crds demo demo-simulate gameday e2e e2e-build cluster-up cluster-down e2e-smoke e2e-operator clean
 
 build:
 	$(CARGO) build --locked
@@ -71,9 +71,16 @@ e2e-smoke: build
 	e2e/smoke
 
 # The operator's scenarios (scale-up on evictions, windows, Prometheus down, node
-# pools, failover, bounds/paused/dryRun) against the same harness.
+# pools, failover, bounds/paused/dryRun, admission, deploy/ dry run, gameday,
+# secrets, certificate rotation) against the same harness. SCENARIOS=... picks some.
 e2e-operator: build
-	e2e/operator
+	e2e/operator $(SCENARIOS)
+
+# One fault on the harness, as on-call would meet it: the metrics source's
+# Prometheus stopped under load. Shows the status, Events and alert as they
+# change, checks the alert fires and the runbook's verification step passes.
+gameday: build
+	e2e/operator gameday
 
 clean:
 	$(CARGO) clean

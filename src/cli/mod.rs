@@ -2,6 +2,7 @@
 //! arguments into [`Cli`] and hands them to [`run`].
 
 pub mod crd;
+pub mod dashboard;
 pub mod lint;
 pub mod plot;
 pub mod run;
@@ -50,6 +51,8 @@ pub enum Command {
     Simulate(SimulateArgs),
     /// Run one PromQL query the way the operator does and show what it would read.
     Query(QueryArgs),
+    /// Draw a Grafana dashboard's time-series panels from Prometheus into an SVG.
+    Dashboard(dashboard::DashboardArgs),
 }
 
 #[derive(Debug, Args)]
@@ -149,6 +152,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Lint(args) => lint::run(&args),
         Command::Simulate(args) => simulate::run(&args),
         Command::Query(args) => query(&args),
+        Command::Dashboard(args) => dashboard::run(&args),
     };
     match result {
         Ok(code) => code,

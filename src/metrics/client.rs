@@ -3,6 +3,7 @@
 //! limit and decode it ourselves (`decode`); range queries are split into chunks
 //! Prometheus accepts (at most 11,000 points per series) and report progress.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use prometheus_http_query::response::Data;
@@ -226,12 +227,29 @@ impl Prometheus {
         start: i64,
         end: i64,
         step_secs: i64,
-        mut progress: impl FnMut(i64, i64),
+        progress: impl FnMut(i64, i64),
     ) -> Result<Vec<(i64, f64)>, QueryError> {
+        let mut series = self
+            .query_range_series(query, start, end, step_secs, 1, progress)
+            .await?;
+        Ok(series.pop().map(|(_, samples)| samples).unwrap_or_default())
+    }
+
+    /// Like [`Self::query_range`], for queries that return several series (at most
+    /// `max_series`): each with its labels, sorted by them.
+    pub async fn query_range_series(
+        &self,
+        query: &str,
+        start: i64,
+        end: i64,
+        step_secs: i64,
+        max_series: usize,
+        mut progress: impl FnMut(i64, i64),
+    ) -> Result<Vec<(Labels, Vec<(i64, f64)>)>, QueryError> {
         let step = step_secs.max(1);
         let chunk = MAX_POINTS_PER_REQUEST * step;
         let total = ((end - start) / step + 1).max(0);
-        let mut out = Vec::new();
+        let mut out: BTreeMap<Labels, Vec<(i64, f64)>> = BTreeMap::new();
         let mut from = start;
         while from <= end {
             let to = (from + chunk - step).min(end);
@@ -243,18 +261,23 @@ impl Prometheus {
                 .map_err(|source| self.query_error(query, source))?;
             match result.data() {
                 Data::Matrix(series) => {
-                    if series.len() > 1 {
-                        return Err(QueryError::TooManySeries {
-                            query: query.to_string(),
-                            count: series.len(),
-                        });
-                    }
-                    if let Some(s) = series.first() {
-                        out.extend(
+                    for s in series {
+                        let labels: Labels = s
+                            .metric()
+                            .iter()
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect();
+                        out.entry(labels).or_default().extend(
                             s.samples()
                                 .iter()
                                 .map(|p| ((p.timestamp() * 1000.0).round() as i64, p.value())),
                         );
+                    }
+                    if out.len() > max_series {
+                        return Err(QueryError::TooManySeries {
+                            query: query.to_string(),
+                            count: out.len(),
+                        });
                     }
                 }
                 Data::Vector(_) => {
@@ -273,9 +296,12 @@ impl Prometheus {
             progress(((to - start) / step + 1).min(total), total);
             from = to + step;
         }
-        Ok(out)
+        Ok(out.into_iter().collect())
     }
 }
+
+/// A series' labels, sorted.
+pub type Labels = BTreeMap<String, String>;
 
 /// The transport cause under a client error ("connection refused", "timed out"),
 /// which `prometheus-http-query` keeps as the error's source.

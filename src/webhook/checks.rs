@@ -53,11 +53,40 @@ pub enum KindInfo {
     NotServed(String),
 }
 
+/// Another policy's targets: all the conflict checks need, read from its raw
+/// object so that one policy the current types cannot decode (from an older or
+/// newer version) does not block admission in its namespace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OtherPolicy {
+    pub name: String,
+    pub target: ScaleRef,
+    pub node_pool: Option<ScaleRef>,
+}
+
+impl OtherPolicy {
+    /// From a stored object's JSON; `None` when it names no target at all.
+    pub fn from_object(name: &str, object: &Value) -> Option<Self> {
+        let target_ref = |v: &Value| -> Option<ScaleRef> {
+            let s = |k: &str| v.get(k).and_then(Value::as_str);
+            Some(ScaleRef::new(s("apiVersion")?, s("kind")?, s("name")?))
+        };
+        let spec = object.get("spec")?;
+        Some(Self {
+            name: name.to_string(),
+            target: target_ref(spec.get("targetRef")?)?,
+            node_pool: spec
+                .get("nodePool")
+                .and_then(|p| p.get("targetRef"))
+                .and_then(target_ref),
+        })
+    }
+}
+
 /// What the cluster holds that the decision depends on.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PolicyFacts {
-    /// Other policies in the same namespace (the one under review excluded), by name.
-    pub other_policies: Vec<(String, CustomScalingPolicySpec)>,
+    /// Other policies in the same namespace (the one under review excluded).
+    pub other_policies: Vec<OtherPolicy>,
     /// `autoscaling/v2` HorizontalPodAutoscalers in the namespace: name, scale target.
     pub hpas: Vec<(String, ScaleRef)>,
     /// KEDA ScaledObjects in the namespace; `None` when KEDA's CRD is not installed.
@@ -148,14 +177,15 @@ pub fn check_cluster(
     let shown = describe(&spec.target_ref);
     let fight = "two autoscalers on one target fight over its replicas";
 
-    for (name, other) in &facts.other_policies {
-        if ScaleRef::of(&other.target_ref) == target {
+    for other in &facts.other_policies {
+        let name = &other.name;
+        if other.target == target {
             verdict.denials.push(format!(
                 "spec.targetRef: {shown} is already scaled by CustomScalingPolicy {namespace}/{name}; {fight}: delete that policy or point this one at another target"
             ));
         }
         if let (Some(mine), Some(theirs)) = (&spec.node_pool, &other.node_pool)
-            && ScaleRef::of(&mine.target_ref) == ScaleRef::of(&theirs.target_ref)
+            && ScaleRef::of(&mine.target_ref) == *theirs
         {
             verdict.denials.push(format!(
                 "spec.nodePool.targetRef: {} is already the node pool of CustomScalingPolicy {namespace}/{name}; one policy sizes a node pool: move both workloads into one policy or give each its own pool",
@@ -339,13 +369,11 @@ mod tests {
     fn conflicts_name_the_other_object() {
         let mine = spec(&policy("cache", Some("pool"), None));
         let mut f = facts();
+        let other = |name: &str, v: Value| OtherPolicy::from_object(name, &v).unwrap();
         f.other_policies = vec![
-            ("older".into(), spec(&policy("cache", None, None))),
-            ("pooled".into(), spec(&policy("web", Some("pool"), None))),
-            (
-                "unrelated".into(),
-                spec(&policy("web", Some("other-pool"), None)),
-            ),
+            other("older", policy("cache", None, None)),
+            other("pooled", policy("web", Some("pool"), None)),
+            other("unrelated", policy("web", Some("other-pool"), None)),
         ];
         f.hpas = vec![
             (
@@ -368,6 +396,34 @@ mod tests {
         assert!(v.denials[1].contains("CustomScalingPolicy shop/pooled"));
         assert!(v.denials[2].contains("HorizontalPodAutoscaler shop/web-hpa"));
         assert!(v.denials[3].contains("KEDA ScaledObject shop/cache-so"));
+    }
+
+    #[test]
+    fn other_policies_are_read_even_when_they_would_not_decode() {
+        let mut broken = policy("cache", Some("pool"), None);
+        broken["spec"]["pollInterval"] = json!("99999999h");
+        broken["spec"]["maxReplicas"] = json!("many");
+        let other = OtherPolicy::from_object("broken", &broken).unwrap();
+        assert_eq!(
+            other.target,
+            ScaleRef::new("apps/v1", "Deployment", "cache")
+        );
+        assert_eq!(
+            other.node_pool,
+            Some(ScaleRef::new(
+                "cluster.x-k8s.io/v1beta1",
+                "MachineDeployment",
+                "pool"
+            ))
+        );
+        let mut f = facts();
+        f.other_policies = vec![other];
+        let v = check_cluster("shop", &spec(&policy("cache", None, None)), &f);
+        assert!(
+            v.denials[0].contains("CustomScalingPolicy shop/broken"),
+            "{v:?}"
+        );
+        assert!(OtherPolicy::from_object("x", &json!({"spec": {}})).is_none());
     }
 
     #[test]

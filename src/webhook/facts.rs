@@ -9,7 +9,7 @@ use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams};
 use kube::core::GroupVersionKind;
 
-use super::checks::{KindInfo, PolicyFacts, ScaleRef};
+use super::checks::{KindInfo, OtherPolicy, PolicyFacts, ScaleRef};
 use crate::api::{ClusterMetricsSource, CustomScalingPolicy, CustomScalingPolicySpec, TargetRef};
 use crate::metrics::registry::short_kube_error;
 use crate::scale::{ScaleError, Scaler};
@@ -63,12 +63,15 @@ impl FactFinder {
         }
     }
 
+    /// Read untyped: a policy the current types cannot decode must not block
+    /// admission of the others in its namespace.
     async fn other_policies(
         &self,
         namespace: &str,
         name: &str,
-    ) -> Result<Vec<(String, CustomScalingPolicySpec)>, FactError> {
-        let list = Api::<CustomScalingPolicy>::namespaced(self.client.clone(), namespace)
+    ) -> Result<Vec<OtherPolicy>, FactError> {
+        let resource = ApiResource::erase::<CustomScalingPolicy>(&());
+        let list = Api::<DynamicObject>::namespaced_with(self.client.clone(), namespace, &resource)
             .list(&ListParams::default())
             .await
             .map_err(fact_error(
@@ -78,8 +81,11 @@ impl FactFinder {
             .items
             .into_iter()
             .filter_map(|p| {
-                let other = p.metadata.name?;
-                (other != name).then_some((other, p.spec))
+                let other = p.metadata.name.clone()?;
+                if other == name {
+                    return None;
+                }
+                OtherPolicy::from_object(&other, &p.data)
             })
             .collect())
     }
