@@ -12,6 +12,7 @@ use clap::Args;
 use plotters::prelude::*;
 use serde_json::Value;
 
+use super::plot::PALETTE;
 use super::series::parse_cli_time;
 use crate::api::Duration;
 use crate::metrics::client::Labels;
@@ -213,17 +214,6 @@ struct Drawn {
 
 /// At most this many series are drawn per panel query.
 const MAX_SERIES: usize = 12;
-
-const PALETTE: [RGBColor; 8] = [
-    RGBColor(31, 119, 180),
-    RGBColor(255, 127, 14),
-    RGBColor(44, 160, 44),
-    RGBColor(214, 39, 40),
-    RGBColor(148, 103, 189),
-    RGBColor(140, 86, 75),
-    RGBColor(227, 119, 194),
-    RGBColor(23, 190, 207),
-];
 
 fn draw(path: &Path, drawn: &[Drawn], span: f64, subtitle: &str) -> anyhow::Result<()> {
     let columns = 2usize;

@@ -11,13 +11,15 @@ use plotters::prelude::*;
 use super::simulate::SimRow;
 use crate::api::policy::{CustomScalingPolicySpec, TargetType};
 
-const PALETTE: [RGBColor; 6] = [
+/// Line colours (matplotlib's tab10, without its red, kept for failures).
+pub const PALETTE: [RGBColor; 7] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
     RGBColor(148, 103, 189),
     RGBColor(140, 86, 75),
     RGBColor(23, 190, 207),
+    RGBColor(227, 119, 194),
 ];
 const MISSING: RGBColor = RGBColor(214, 39, 40);
 const GREY: RGBColor = RGBColor(120, 120, 120);

@@ -17,14 +17,21 @@ use crate::telemetry::Metrics;
 use crate::telemetry::server::{self, Health, Limits};
 use crate::webhook::{self, WebhookArgs};
 
+/// Which cluster to talk to (shared by `run` and `webhook`).
 #[derive(Debug, Args)]
-pub struct RunArgs {
+pub struct ClusterArgs {
     /// Kubeconfig to use (default: in-cluster config, then $KUBECONFIG / ~/.kube/config).
     #[arg(long, env = "KUBECONFIG", value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
     /// Context in the kubeconfig.
     #[arg(long, value_name = "NAME")]
     pub context: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
     /// Default metrics source for metrics that name no ClusterMetricsSource.
     #[arg(long, env = "BALLAST_PROMETHEUS_URL", value_name = "URL")]
     pub prometheus_url: Option<String>,
@@ -71,19 +78,16 @@ fn identity(args: &RunArgs) -> String {
     })
 }
 
-/// A client from `kubeconfig` (and `context`), else the in-cluster config.
-pub async fn client(
-    kubeconfig: Option<&PathBuf>,
-    context: Option<&String>,
-) -> anyhow::Result<kube::Client> {
-    let config = match kubeconfig {
+/// A client from `--kubeconfig` (and `--context`), else the in-cluster config.
+pub async fn client(args: &ClusterArgs) -> anyhow::Result<kube::Client> {
+    let config = match &args.kubeconfig {
         Some(path) => {
             let kubeconfig = Kubeconfig::read_from(path)
                 .with_context(|| format!("reading kubeconfig {}", path.display()))?;
             kube::Config::from_custom_kubeconfig(
                 kubeconfig,
                 &KubeConfigOptions {
-                    context: context.cloned(),
+                    context: args.context.clone(),
                     ..Default::default()
                 },
             )
@@ -97,27 +101,51 @@ pub async fn client(
     kube::Client::try_from(config).context("building the Kubernetes client")
 }
 
-pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
+/// The admin server on `addr` until `stop` flips to true.
+pub async fn start_admin(
+    addr: SocketAddr,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let limits = Limits::default();
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the admin server to {addr}"))?;
+    tracing::info!(%addr, "admin server listening");
+    let router = server::router(metrics, health, &limits);
+    Ok(tokio::spawn(server::serve(
+        listener,
+        router,
+        limits,
+        async move {
+            let _ = stop.wait_for(|s| *s).await;
+        },
+    )))
+}
+
+/// A multi-threaded runtime with the process-wide TLS provider installed.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     crate::metrics::tls::install_crypto_provider();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .context("starting the async runtime")?;
-    runtime.block_on(async {
-        let client = client(args.kubeconfig.as_ref(), args.context.as_ref()).await?;
+        .context("starting the async runtime")
+}
+
+pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async {
+        let client = client(&args.cluster).await?;
         let metrics = Arc::new(Metrics::new());
         let health = Arc::new(Health::default());
-        let limits = Limits::default();
-        let listener = tokio::net::TcpListener::bind(args.admin_addr)
-            .await
-            .with_context(|| format!("binding the admin server to {}", args.admin_addr))?;
-        tracing::info!(addr = %args.admin_addr, "admin server listening");
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let router = server::router(metrics.clone(), health.clone(), &limits);
-        let admin = tokio::spawn(server::serve(listener, router, limits, async {
-            let _ = stop_rx.await;
-        }));
-        let (webhook_stop, webhook_stopped) = tokio::sync::watch::channel(false);
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let admin = start_admin(
+            args.admin_addr,
+            metrics.clone(),
+            health.clone(),
+            stopped.clone(),
+        )
+        .await?;
         let webhook = match args.webhook_addr {
             Some(addr) => Some(
                 webhook::start(
@@ -126,7 +154,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
                     &args.webhook,
                     &args.lease_namespace,
                     metrics.clone(),
-                    webhook_stopped,
+                    stopped,
                 )
                 .await?,
             ),
@@ -148,8 +176,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         };
         tracing::info!(identity = %config.identity, "starting");
         let result = controller::run(client, config, metrics, health).await;
-        let _ = stop_tx.send(());
-        let _ = webhook_stop.send(true);
+        let _ = stop.send(true);
         let _ = admin.await;
         if let Some(webhook) = webhook {
             let _ = webhook.await;

@@ -165,6 +165,34 @@ fn describe(target: &TargetRef) -> String {
     format!("{} {}/{}", target.api_version, target.kind, target.name)
 }
 
+/// What discovery says against a target at `field`. `replicas_path`: the policy
+/// names the replica field itself (node pools), so `/scale` is not needed.
+fn kind_problems(
+    field: &str,
+    target: &TargetRef,
+    kind: &KindInfo,
+    replicas_path: bool,
+    verdict: &mut Verdict,
+) {
+    let what = format!("{field}: kind {} ({})", target.kind, target.api_version);
+    match kind {
+        KindInfo::Scalable => {}
+        KindInfo::NoScale if replicas_path => {}
+        KindInfo::NoScale if field == "spec.targetRef" => verdict.denials.push(format!(
+            "{what} has no /scale subresource, so Ballast cannot set its replicas; target a Deployment, StatefulSet or another kind with /scale"
+        )),
+        KindInfo::NoScale => verdict.denials.push(format!(
+            "{what} has no /scale subresource; set spec.nodePool.replicasPath to the field that holds its replica count"
+        )),
+        KindInfo::ClusterScoped => verdict.denials.push(format!(
+            "{what} is cluster-scoped; a policy scales objects in its own namespace only"
+        )),
+        KindInfo::NotServed(why) => verdict.warnings.push(format!(
+            "{what} is not served by the API server ({why}); the policy will report TargetNotFound until it is"
+        )),
+    }
+}
+
 /// The rules that need the cluster: one autoscaler per target, one policy per node
 /// pool, kinds that can be scaled, sources that exist and allow the namespace.
 pub fn check_cluster(
@@ -208,21 +236,13 @@ pub fn check_cluster(
         }
     }
 
-    match &facts.target_kind {
-        KindInfo::Scalable => {}
-        KindInfo::NoScale => verdict.denials.push(format!(
-            "spec.targetRef: kind {} ({}) has no /scale subresource, so Ballast cannot set its replicas; target a Deployment, StatefulSet or another kind with /scale",
-            spec.target_ref.kind, spec.target_ref.api_version
-        )),
-        KindInfo::ClusterScoped => verdict.denials.push(format!(
-            "spec.targetRef: kind {} ({}) is cluster-scoped; a policy scales objects in its own namespace only",
-            spec.target_ref.kind, spec.target_ref.api_version
-        )),
-        KindInfo::NotServed(why) => verdict.warnings.push(format!(
-            "spec.targetRef: kind {} ({}) is not served by the API server ({why}); the policy will report TargetNotFound until it is",
-            spec.target_ref.kind, spec.target_ref.api_version
-        )),
-    }
+    kind_problems(
+        "spec.targetRef",
+        &spec.target_ref,
+        &facts.target_kind,
+        false,
+        &mut verdict,
+    );
     if facts.target_exists == Some(false) && facts.target_kind == KindInfo::Scalable {
         verdict.warnings.push(format!(
             "spec.targetRef: {shown} does not exist in namespace {namespace} yet; the policy waits for it"
@@ -231,21 +251,13 @@ pub fn check_cluster(
 
     if let (Some(pool), Some(kind)) = (&spec.node_pool, &facts.node_pool_kind) {
         let has_path = pool.replicas_path.is_some();
-        match kind {
-            KindInfo::NoScale if !has_path => verdict.denials.push(format!(
-                "spec.nodePool.targetRef: kind {} ({}) has no /scale subresource; set spec.nodePool.replicasPath to the field that holds its replica count",
-                pool.target_ref.kind, pool.target_ref.api_version
-            )),
-            KindInfo::ClusterScoped => verdict.denials.push(format!(
-                "spec.nodePool.targetRef: kind {} ({}) is cluster-scoped; a policy scales objects in its own namespace only",
-                pool.target_ref.kind, pool.target_ref.api_version
-            )),
-            KindInfo::NotServed(why) => verdict.warnings.push(format!(
-                "spec.nodePool.targetRef: kind {} ({}) is not served by the API server ({why})",
-                pool.target_ref.kind, pool.target_ref.api_version
-            )),
-            _ => {}
-        }
+        kind_problems(
+            "spec.nodePool.targetRef",
+            &pool.target_ref,
+            kind,
+            has_path,
+            &mut verdict,
+        );
     }
 
     for (i, metric) in spec.metrics.iter().enumerate() {
