@@ -3,15 +3,22 @@ SHELL := /bin/bash
 CARGO ?= cargo
 BALLAST := target/debug/ballast
 
-.PHONY: build test unit lint alerts crds demo demo-simulate gameday e2e e2e-build cluster-up cluster-down e2e-smoke e2e-operator clean
+.PHONY: build test unit lint alerts crds demo demo-simulate gameday bench e2e e2e-build cluster-up cluster-down e2e-smoke e2e-operator clean
 
 build:
 	$(CARGO) build --locked
 
 # Everything CI checks: format and clippy, unit/property/CLI tests, the alert rules,
 # then the end-to-end smoke tests and operator scenarios on one real local cluster
-# (built and started by e2e/, torn down at the end).
-test: lint unit alerts e2e
+# (built and started by e2e/, torn down at the end), then a small benchmark.
+test: lint unit alerts e2e bench
+
+# The cost of N policies on one replica (N=100 by default; the reference run is
+# `make bench N=10000 K=8 R=10`), and the engine's criterion benchmark; figures go
+# into bench/results.md (reported, not asserted).
+bench:
+	$(CARGO) build --locked --release
+	bench/run $(if $(N),--policies $(N)) $(if $(K),--intervals $(K)) $(if $(R),--steps $(R))
 
 e2e: build
 	e2e/all

@@ -78,3 +78,16 @@ have_all_binaries() {
 	[ -f "$E2E_SHARE/machinedeployments.yaml" ] && [ -f "$E2E_SHARE/kwok-stages.yaml" ] &&
 		[ -f "$KEDA_CRD" ] && [ -f "$PROMOP_CRDS" ]
 }
+
+# deploy/'s namespace, ServiceAccount and RBAC, and a kubeconfig ($2) with a token
+# of that ServiceAccount, from the admin one in $KUBECONFIG: the operator runs with
+# exactly what deploy/ grants.
+install_operator_identity() { # kubectl out-kubeconfig
+	local kubectl=$1 out=$2 token
+	"$kubectl" apply -f "$REPO_DIR/deploy/namespace.yaml" >/dev/null || return 1
+	"$kubectl" apply -n ballast-system -f "$REPO_DIR/deploy/rbac.yaml" >/dev/null || return 1
+	token=$("$kubectl" create token ballast -n ballast-system --duration=3h) || return 1
+	cp "$KUBECONFIG" "$out" || return 1
+	"$kubectl" --kubeconfig "$out" config set-credentials ballast-sa --token="$token" >/dev/null &&
+		"$kubectl" --kubeconfig "$out" config set-context --current --user=ballast-sa >/dev/null
+}

@@ -6,10 +6,12 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
 use kube::core::GroupVersionKind;
 use kube::discovery::{self, ApiCapabilities, Scope};
+use kube::runtime::reflector::{ObjectRef, Store};
 use serde_json::{Value, json};
 
 use crate::api::TargetRef;
@@ -77,10 +79,49 @@ struct Resolved {
     has_scale: bool,
 }
 
+/// The controller's watch caches of `apps/v1` Deployments and StatefulSets: a
+/// tick reads their replicas from memory instead of a `/scale` GET (at 10,000
+/// policies every 15 s, that is 667 API requests a second saved). A miss (not
+/// synced yet, just created, other kinds) falls back to the API server.
+#[derive(Clone, Default)]
+pub struct ReplicaCache {
+    pub deployments: Option<Store<Deployment>>,
+    pub statefulsets: Option<Store<StatefulSet>>,
+}
+
+impl ReplicaCache {
+    fn lookup(&self, namespace: &str, target: &TargetRef) -> Option<u32> {
+        if target.api_version != "apps/v1" {
+            return None;
+        }
+        let replicas = match target.kind.as_str() {
+            "Deployment" => {
+                self.deployments
+                    .as_ref()?
+                    .get(&ObjectRef::new(&target.name).within(namespace))?
+                    .spec
+                    .as_ref()?
+                    .replicas
+            }
+            "StatefulSet" => {
+                self.statefulsets
+                    .as_ref()?
+                    .get(&ObjectRef::new(&target.name).within(namespace))?
+                    .spec
+                    .as_ref()?
+                    .replicas
+            }
+            _ => None,
+        }?;
+        u32::try_from(replicas).ok()
+    }
+}
+
 /// Replica reads and writes for any kind.
 pub struct Scaler {
     client: Client,
     cache: Mutex<HashMap<(String, String), Resolved>>,
+    replicas: ReplicaCache,
 }
 
 fn gvk(target: &TargetRef) -> GroupVersionKind {
@@ -93,9 +134,14 @@ fn gvk(target: &TargetRef) -> GroupVersionKind {
 
 impl Scaler {
     pub fn new(client: Client) -> Self {
+        Self::with_cache(client, ReplicaCache::default())
+    }
+
+    pub fn with_cache(client: Client, replicas: ReplicaCache) -> Self {
         Self {
             client,
             cache: Mutex::new(HashMap::new()),
+            replicas,
         }
     }
 
@@ -160,6 +206,11 @@ impl Scaler {
         target: &TargetRef,
         path: Option<&str>,
     ) -> Result<u32, ScaleError> {
+        if path.is_none()
+            && let Some(replicas) = self.replicas.lookup(namespace, target)
+        {
+            return Ok(replicas);
+        }
         let resolved = self.resolve(target).await?;
         let api = self.api(namespace, &resolved);
         let not_found_or = |e: kube::Error| match &e {
@@ -274,5 +325,74 @@ impl Scaler {
             }
         }
         Some(requests)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::runtime::reflector;
+    use kube::runtime::watcher::Event;
+
+    fn deployment(namespace: &str, name: &str, replicas: i32) -> Deployment {
+        serde_json::from_value(json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"replicas": replicas, "selector": {}, "template": {}}
+        }))
+        .unwrap()
+    }
+
+    fn target(api_version: &str, kind: &str, name: &str) -> TargetRef {
+        TargetRef {
+            api_version: api_version.into(),
+            kind: kind.into(),
+            name: name.into(),
+        }
+    }
+
+    #[test]
+    fn the_replica_cache_answers_only_for_what_it_holds() {
+        let (store, mut writer) = reflector::store::<Deployment>();
+        writer.apply_watcher_event(&Event::Apply(deployment("shop", "cache", 7)));
+        writer.apply_watcher_event(&Event::Apply(deployment("other", "cache", 2)));
+        let cache = ReplicaCache {
+            deployments: Some(store),
+            statefulsets: None,
+        };
+        assert_eq!(
+            cache.lookup("shop", &target("apps/v1", "Deployment", "cache")),
+            Some(7)
+        );
+        assert_eq!(
+            cache.lookup("other", &target("apps/v1", "Deployment", "cache")),
+            Some(2)
+        );
+        // Misses fall back to the API server: unknown names, other namespaces,
+        // kinds or versions, and kinds without a cache.
+        assert_eq!(
+            cache.lookup("shop", &target("apps/v1", "Deployment", "web")),
+            None
+        );
+        assert_eq!(
+            cache.lookup("nowhere", &target("apps/v1", "Deployment", "cache")),
+            None
+        );
+        assert_eq!(
+            cache.lookup("shop", &target("apps/v1beta1", "Deployment", "cache")),
+            None
+        );
+        assert_eq!(
+            cache.lookup("shop", &target("apps/v1", "StatefulSet", "cache")),
+            None
+        );
+        assert_eq!(
+            cache.lookup("shop", &target("argoproj.io/v1alpha1", "Rollout", "cache")),
+            None
+        );
+        assert_eq!(
+            ReplicaCache::default().lookup("shop", &target("apps/v1", "Deployment", "cache")),
+            None
+        );
     }
 }

@@ -2,6 +2,7 @@
 //! leader, never while `paused` or under `dryRun` — with the node pool and the
 //! workload ordered as the engine says (nodes up first, down last).
 
+use kube::ResourceExt;
 use tracing::{info, warn};
 
 use super::Context;
@@ -63,6 +64,9 @@ pub async fn apply(
             applied.skipped = Some("not_leader");
             return applied;
         }
+        // Expect our own write before making it: its watch event can arrive before
+        // the call returns, and must not read as an out-of-band change.
+        ctx.expect_replicas(namespace, &policy.name_any(), decision.desired_replicas);
         match ctx
             .scaler
             .write(namespace, &spec.target_ref, None, decision.desired_replicas)

@@ -38,7 +38,7 @@ use crate::api::validation::{self, Severity};
 use crate::api::{ClusterMetricsSource, CustomScalingPolicy, CustomScalingPolicyStatus};
 use crate::engine::{self, jitter};
 use crate::metrics::registry::{Registry, SourceDefaults};
-use crate::scale::Scaler;
+use crate::scale::{ReplicaCache, Scaler};
 use crate::telemetry::{
     CategoryLabels, Direction, DirectionLabels, Metrics, PolicyDirectionLabels,
 };
@@ -151,9 +151,10 @@ impl Context {
         metrics: Arc<Metrics>,
         identity: String,
         leader: watch::Receiver<bool>,
+        replicas: ReplicaCache,
     ) -> Self {
         Self {
-            scaler: Scaler::new(client.clone()),
+            scaler: Scaler::with_cache(client.clone(), replicas),
             client,
             sources,
             metrics,
@@ -183,6 +184,15 @@ impl Context {
 
     /// Mark the policies targeting `kind/name` in `namespace` for an immediate tick
     /// when the target's replicas differ from what they last saw.
+    /// The replicas this replica is about to write to a policy's target.
+    pub fn expect_replicas(&self, namespace: &str, name: &str, replicas: u32) {
+        if let Ok(mut state) = self.state.lock()
+            && let Some(st) = state.get_mut(&key(namespace, name))
+        {
+            st.last_current = Some(replicas);
+        }
+    }
+
     fn target_changed(
         &self,
         namespace: &str,
@@ -222,10 +232,13 @@ fn schedule(ctx: &Context, policy: &CustomScalingPolicy, k: &str, now: i64) -> S
     let st = state.entry(k.to_string()).or_default();
     let uid = policy.uid().unwrap_or_default();
     if st.uid != uid || st.generation != policy.metadata.generation {
-        // New policy, re-created, or its spec changed: tick now, re-anchor.
+        // New policy, re-created, or its spec changed: tick now, then on a grid
+        // at this policy's own phase of the interval (policies seen together,
+        // e.g. at an operator start, do not stay in lockstep).
+        let interval = policy.spec.poll_interval.as_millis().max(1000);
+        st.start = now + jitter::phase_millis(&uid, interval) - interval as i64;
         st.uid = uid;
         st.generation = policy.metadata.generation;
-        st.start = now;
         st.tick = 0;
         st.next_due = now;
         st.history = None;
@@ -255,12 +268,12 @@ fn next_tick(ctx: &Context, policy: &CustomScalingPolicy, k: &str, now: i64) -> 
         return Duration::from_millis(interval);
     };
     let st = state.entry(k.to_string()).or_default();
-    loop {
+    // Advance past the ticks that are due (this one, and any missed), but not past
+    // one still ahead: a tick forced early (a spec or out-of-band change) must not
+    // cost the policy its next scheduled tick.
+    while st.next_due <= now {
         st.tick += 1;
         st.next_due = jitter::tick_time(st.start, &st.uid, st.tick, interval, policy.spec.jitter);
-        if st.next_due > now {
-            break;
-        }
     }
     Duration::from_millis((st.next_due - now).max(1) as u64)
 }
@@ -815,12 +828,54 @@ pub async fn run(
     )
     .map_err(|e| anyhow::anyhow!("--prometheus-url: {e}"))?;
 
+    // Targets' replicas come from these watch caches (the same watches that catch
+    // out-of-band changes), not a /scale GET per tick. Only what a tick reads is
+    // kept: pod templates, status and managed fields are dropped to save memory.
+    let (deployment_store, deployment_writer) = reflector::store::<Deployment>();
+    let (statefulset_store, statefulset_writer) = reflector::store::<StatefulSet>();
+    let deployments = reflector::reflector(
+        deployment_writer,
+        watcher(
+            Api::<Deployment>::all(client.clone()),
+            watcher::Config::default(),
+        )
+        .modify(|d| {
+            d.managed_fields_mut().clear();
+            d.annotations_mut().clear();
+            d.status = None;
+            if let Some(spec) = d.spec.as_mut() {
+                spec.template = Default::default();
+            }
+        }),
+    )
+    .applied_objects();
+    let statefulsets = reflector::reflector(
+        statefulset_writer,
+        watcher(
+            Api::<StatefulSet>::all(client.clone()),
+            watcher::Config::default(),
+        )
+        .modify(|s| {
+            s.managed_fields_mut().clear();
+            s.annotations_mut().clear();
+            s.status = None;
+            if let Some(spec) = s.spec.as_mut() {
+                spec.template = Default::default();
+                spec.volume_claim_templates = None;
+            }
+        }),
+    )
+    .applied_objects();
     let ctx = Arc::new(Context::new(
         client.clone(),
         sources,
         metrics.clone(),
         config.identity.clone(),
         leader_rx.clone(),
+        ReplicaCache {
+            deployments: Some(deployment_store),
+            statefulsets: Some(statefulset_store),
+        },
     ));
 
     // Tasks that hold a leadership receiver or the context: stopped before the lease
@@ -854,9 +909,8 @@ pub async fn run(
         .with_config(kube::runtime::controller::Config::default().concurrency(config.concurrency));
     let store = controller.store();
     let controller = controller
-        .watches(
-            Api::<Deployment>::all(client.clone()),
-            watcher::Config::default(),
+        .watches_stream(
+            deployments,
             target_mapper(
                 store.clone(),
                 ctx.clone(),
@@ -864,9 +918,8 @@ pub async fn run(
                 |d: &Deployment| d.spec.as_ref().and_then(|s| s.replicas),
             ),
         )
-        .watches(
-            Api::<StatefulSet>::all(client.clone()),
-            watcher::Config::default(),
+        .watches_stream(
+            statefulsets,
             target_mapper(
                 store.clone(),
                 ctx.clone(),

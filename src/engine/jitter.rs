@@ -37,6 +37,14 @@ pub fn offset_millis(uid: &str, tick: u64, interval_millis: u64, jitter: f64) ->
     ((2.0 * unit(uid, tick) - 1.0) * spread).round() as i64
 }
 
+/// Where in its interval a policy's grid of ticks sits: a deterministic offset
+/// uniform in `[0, interval)` per policy uid. Without it every policy seen at
+/// the same moment (an operator start, a bulk apply) would tick in the same
+/// second of every interval and hit Prometheus in bursts.
+pub fn phase_millis(uid: &str, interval_millis: u64) -> i64 {
+    (unit(uid, u64::MAX) * interval_millis as f64) as i64
+}
+
 /// When tick `tick` is due, counting from `start` (ms): `start + tick × interval + offset`.
 pub fn tick_time(start: i64, uid: &str, tick: u64, interval_millis: u64, jitter: f64) -> i64 {
     let base = start.saturating_add((tick.saturating_mul(interval_millis)) as i64);
@@ -46,6 +54,21 @@ pub fn tick_time(start: i64, uid: &str, tick: u64, interval_millis: u64, jitter:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn phases_spread_policies_evenly_over_the_interval() {
+        let mut buckets = [0u32; 10];
+        for i in 0..10_000 {
+            let p = phase_millis(&format!("uid-{i}"), 15_000);
+            assert!((0..15_000).contains(&p));
+            buckets[(p / 1_500) as usize] += 1;
+        }
+        // 1,000 expected per tenth; a binomial sd is 30.
+        for b in buckets {
+            assert!((850..1150).contains(&b), "{buckets:?}");
+        }
+        assert_eq!(phase_millis("a", 15_000), phase_millis("a", 15_000));
+    }
 
     #[test]
     fn same_inputs_give_the_same_offset() {

@@ -140,7 +140,11 @@ impl Metrics {
             circuit_state: Family::default(),
             reconcile_duration: seconds_histogram(),
             reconcile_errors: Family::default(),
-            tick_lag: seconds_histogram(),
+            // Finer around the 1 s that matters for tick lag than the doubling buckets.
+            tick_lag: Histogram::new([
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0,
+                5.0, 10.0, 30.0,
+            ]),
             leader: Gauge::default(),
             writes_skipped: Family::default(),
             scale_writes: Family::default(),

@@ -1,0 +1,276 @@
+#!/usr/bin/env python3
+"""bench/run's measurements (nothing here is asserted: figures are reported).
+
+    measure.py react  --values FILE --audit LOG --policy NAME --to V --timeout S
+        set one policy's metric to V in the exporter's values file, then wait for
+        the operator's write to that Deployment's /scale in the API server's audit
+        log; prints the seconds from the change to the write (or "timeout").
+    measure.py report --results FILE --section NAME --data JSON
+        compute the figures for the measured window from Prometheus and the audit
+        log and write them into FILE, replacing the section NAME.
+    measure.py engine --results FILE --criterion DIR
+        turn criterion's estimates into decisions per second, into FILE.
+"""
+import argparse
+import json
+import math
+import os
+import re
+import sys
+import time
+import urllib.parse
+import urllib.request
+from datetime import datetime
+
+WRITES = {"create", "update", "patch", "delete", "deletecollection"}
+
+
+def parse_ts(text):
+    # 2026-11-27T05:40:12.123456Z -> Unix seconds (float)
+    text = text.rstrip("Z")
+    if "." in text:
+        base, frac = text.split(".")
+        frac = float("0." + frac)
+    else:
+        base, frac = text, 0.0
+    return datetime.strptime(base, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=__import__("datetime").timezone.utc).timestamp() + frac
+
+
+def audit_events(path, since=0.0, offset=0):
+    """Yield (time, event) from the audit log from byte `offset`; returns via StopIteration."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            for line in f:
+                try:
+                    e = json.loads(line)
+                except ValueError:
+                    continue
+                if e.get("stage") != "ResponseComplete":
+                    continue
+                t = parse_ts(e.get("requestReceivedTimestamp", "1970-01-01T00:00:00Z"))
+                if t >= since:
+                    yield t, e
+    except FileNotFoundError:
+        return
+
+
+def write_values(path, values):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(values, f)
+    os.replace(tmp, path)
+
+
+def react(args):
+    with open(args.values) as f:
+        values = json.load(f)
+    offset = os.path.getsize(args.audit) if os.path.exists(args.audit) else 0
+    values[args.policy] = args.to
+    started = time.time()
+    write_values(args.values, values)
+    deadline = started + args.timeout
+    while time.time() < deadline:
+        for t, e in audit_events(args.audit, since=started - 0.01, offset=offset):
+            ref = e.get("objectRef", {})
+            if (e.get("verb") in ("update", "patch") and ref.get("resource") == "deployments"
+                    and ref.get("subresource") == "scale" and ref.get("name") == args.policy):
+                print(f"{t - started:.3f}")
+                return 0
+        time.sleep(0.2)
+    print("timeout")
+    return 1
+
+
+def prom(url, path, **params):
+    q = urllib.parse.urlencode(params)
+    with urllib.request.urlopen(f"{url}{path}?{q}", timeout=60) as r:
+        body = json.load(r)
+    if body.get("status") != "success":
+        raise RuntimeError(f"Prometheus: {body}")
+    return body["data"]
+
+
+def quantile_from_buckets(buckets, q):
+    """Prometheus' histogram_quantile over [(le, count)] sorted by le."""
+    total = buckets[-1][1] if buckets else 0
+    if total <= 0:
+        return float("nan")
+    rank = q * total
+    prev_le, prev_count = 0.0, 0.0
+    for le, count in buckets:
+        if count >= rank:
+            if math.isinf(le):
+                return prev_le
+            if count == prev_count:
+                return le
+            return prev_le + (le - prev_le) * (rank - prev_count) / (count - prev_count)
+        prev_le, prev_count = le, count
+    return prev_le
+
+
+def pct(values, q):
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    return s[min(len(s) - 1, max(0, math.ceil(q * len(s)) - 1))]
+
+
+def fmt(x, digits=2):
+    if isinstance(x, float) and math.isnan(x):
+        return "n/a"
+    return f"{x:.{digits}f}" if isinstance(x, float) else str(x)
+
+
+def replace_section(path, name, text):
+    head = ("# Benchmark results\n\n"
+            "Written by `make bench` (`bench/run`), one section per run size; a run replaces\n"
+            "its own section. Never edited by hand. Targets are reported, not asserted.\n")
+    try:
+        with open(path) as f:
+            content = f.read()
+    except FileNotFoundError:
+        content = head
+    begin, end = f"<!-- begin {name} -->", f"<!-- end {name} -->"
+    block = f"{begin}\n{text.rstrip()}\n{end}\n"
+    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end) + r"\n?", re.S)
+    if pattern.search(content):
+        content = pattern.sub(lambda _: block, content)
+    else:
+        content = content.rstrip() + "\n\n" + block
+    with open(path, "w") as f:
+        f.write(content)
+
+
+def report(args):
+    d = json.loads(args.data)
+    t0, t1, n, k, interval = d["t0"], d["t1"], d["n"], d["k"], d["interval"]
+    window = max(1, int(round(t1 - t0)))
+    url = d["prometheus"]
+
+    # Tick lag: the operator's histogram over the window.
+    res = prom(url, "/api/v1/query", query=f"sum by (le) (increase(ballast_tick_lag_seconds_bucket[{window}s]))", time=t1)["result"]
+    buckets = sorted((float(r["metric"]["le"]), float(r["value"][1])) for r in res)
+    ticks = buckets[-1][1] if buckets else 0
+    lag50 = quantile_from_buckets(buckets, 0.5)
+    lag99 = quantile_from_buckets(buckets, 0.99)
+    lag_max = next((le for le, c in buckets if c >= ticks), float("nan")) if ticks else float("nan")
+
+    # Queries per second at the source (Prometheus' own counter, scraped every 1 s).
+    rng = prom(url, "/api/v1/query_range",
+               query='sum(irate(prometheus_http_requests_total{handler="/api/v1/query"}[3s]))',
+               start=t0, end=t1, step=1)["result"]
+    qps = [float(v) for _, v in rng[0]["values"]] if rng else []
+    qps_mean = sum(qps) / len(qps) if qps else float("nan")
+    qps_max = max(qps) if qps else float("nan")
+
+    # The operator's API requests in the window, from the audit log.
+    counts = {}
+    for _, e in audit_events(d["audit"], since=t0):
+        if parse_ts(e["requestReceivedTimestamp"]) > t1:
+            continue
+        ref = e.get("objectRef", {})
+        res_name = ref.get("resource", e.get("requestURI", "?"))
+        if ref.get("subresource"):
+            res_name += "/" + ref["subresource"]
+        key = (e.get("verb"), res_name)
+        counts[key] = counts.get(key, 0) + 1
+    intervals = (t1 - t0) / interval
+    # Lease renewals are the leader election's own, whatever the load.
+    writes = sum(c for (verb, res_name), c in counts.items() if verb in WRITES and res_name != "leases")
+    renewals = sum(c for (verb, res_name), c in counts.items() if verb in WRITES and res_name == "leases")
+
+    cpu = (d["cpu1"] - d["cpu0"]) / (t1 - t0)
+    react = [float(x) for x in d["reactions"] if x != "timeout"]
+    timeouts = sum(1 for x in d["reactions"] if x == "timeout")
+    jitter = d.get("jitter", 0.1)
+    reaction_target = interval * (1 + jitter) + 1
+
+    lines = [
+        f"## N = {n:,} policies",
+        "",
+        f"Run {datetime.utcfromtimestamp(t1).strftime('%Y-%m-%d %H:%M UTC')}, "
+        f"`{d['command']}`.",
+        f"Machine: {d['machine']}. Versions: {d['versions']}.",
+        f"Measured over K = {k} poll intervals of {interval} s ({t1 - t0:.0f} s) after warm-up; "
+        f"every policy: one metric `bench_load{{policy=...}}` from a {n:,}-series exporter, "
+        f"pollInterval {interval}s, jitter {jitter}, a Deployment at 0 replicas (scale to zero).",
+        "",
+        "| figure | value | target at N = 10,000 |",
+        "| --- | --- | --- |",
+        f"| ticks evaluated in the window | {ticks:,.0f} ({ticks / max(intervals, 1e-9) / n:.2f} per policy per interval) | 1 per policy per interval |",
+        f"| tick lag p50 / p99 / max | {fmt(lag50, 3)} s / {fmt(lag99, 3)} s / ≤ {fmt(lag_max, 3)} s | p99 < 1 s |",
+        f"| operator CPU | {cpu:.3f} cores | < 0.25 |",
+        f"| operator peak RSS | {d['rss_kib'] / 1024:.1f} MiB | < 200 MiB |",
+        f"| writes per interval (steady state), Lease renewals apart | {writes / max(intervals, 1e-9):.2f} ({writes} in the window; {renewals} Lease renewals) | 0 |",
+        f"| Prometheus queries/s: mean / max (per second) | {fmt(qps_mean)} / {fmt(qps_max)} (max/mean {fmt(qps_max / qps_mean if qps_mean else float('nan'))}) | max ≤ 1.5 × mean |",
+        f"| reaction (metric step → /scale write), {len(react)} steps | p50 {fmt(pct(react, 0.5))} s, p99 {fmt(pct(react, 0.99))} s, max {fmt(max(react) if react else float('nan'))} s{f', {timeouts} timed out' if timeouts else ''} | p99 ≤ {reaction_target:.1f} s |",
+        "",
+        "API requests by the operator in the window (audit log, its ServiceAccount):",
+        "",
+        "| verb | resource | requests | per interval |",
+        "| --- | --- | --- | --- |",
+    ]
+    for (verb, res_name), c in sorted(counts.items(), key=lambda kv: -kv[1]):
+        lines.append(f"| {verb} | {res_name} | {c} | {c / max(intervals, 1e-9):.1f} |")
+    if not counts:
+        lines.append("| (none) | | 0 | 0 |")
+    replace_section(args.results, f"n={n}", "\n".join(lines))
+    print("\n".join(lines))
+    return 0
+
+
+def engine(args):
+    rows = []
+    for name in ("1_metrics", "4_metrics", "16_metrics"):
+        path = os.path.join(args.criterion, "decide", name, "new", "estimates.json")
+        try:
+            with open(path) as f:
+                est = json.load(f)
+        except FileNotFoundError:
+            print(f"engine: no estimates at {path}", file=sys.stderr)
+            return 1
+        ns = est["mean"]["point_estimate"]
+        low = est["mean"]["confidence_interval"]["lower_bound"]
+        high = est["mean"]["confidence_interval"]["upper_bound"]
+        rows.append(f"| {name.split('_')[0]} | {ns:,.0f} ns ({low:,.0f}–{high:,.0f}) | {1e9 / ns:,.0f} |")
+    text = "\n".join([
+        "## Engine (criterion, one core)",
+        "",
+        f"Run {datetime.utcnow().strftime('%Y-%m-%d %H:%M UTC')}, `cargo bench --bench engine`: "
+        "`engine::decide` with smoothing, both windows, Pods and Percent policies and an hour of history. "
+        f"Machine: {args.machine}.",
+        "",
+        "| metrics | time per decision (95% CI) | decisions/s |",
+        "| --- | --- | --- |",
+        *rows,
+        "",
+        "Target: ≥ 1,000,000 decisions/s for one metric.",
+    ])
+    replace_section(args.results, "engine", text)
+    print(text)
+    return 0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("react")
+    r.add_argument("--values", required=True)
+    r.add_argument("--audit", required=True)
+    r.add_argument("--policy", required=True)
+    r.add_argument("--to", type=float, required=True)
+    r.add_argument("--timeout", type=float, required=True)
+    p = sub.add_parser("report")
+    p.add_argument("--results", required=True)
+    p.add_argument("--data", required=True)
+    e = sub.add_parser("engine")
+    e.add_argument("--results", required=True)
+    e.add_argument("--criterion", required=True)
+    e.add_argument("--machine", required=True)
+    args = ap.parse_args()
+    return {"react": react, "report": report, "engine": engine}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
