@@ -51,6 +51,24 @@ fn load(t: i64, metric: usize) -> f64 {
     1000.0 + 900.0 * phase.sin()
 }
 
+fn input<'a>(
+    spec: &'a CustomScalingPolicySpec,
+    now: i64,
+    replicas: u32,
+    samples: &'a [Option<Sample>],
+    history: &'a History,
+) -> Input<'a> {
+    Input {
+        spec,
+        now,
+        current_replicas: replicas,
+        samples,
+        history,
+        current_nodes: None,
+        pod_requests: None,
+    }
+}
+
 /// Run an hour of ticks, applying each decision, and return the state reached.
 fn warmed(spec: &CustomScalingPolicySpec) -> (History, u32, i64) {
     let mut history = History::default();
@@ -66,15 +84,7 @@ fn warmed(spec: &CustomScalingPolicySpec) -> (History, u32, i64) {
                 })
             })
             .collect();
-        let d = decide(&Input {
-            spec,
-            now,
-            current_replicas: replicas,
-            samples: &samples,
-            history: &history,
-            current_nodes: None,
-            pod_requests: None,
-        });
+        let d = decide(&input(spec, now, replicas, &samples, &history));
         history = d.history;
         replicas = d.desired_replicas;
     }
@@ -97,17 +107,7 @@ fn bench(c: &mut Criterion) {
             })
             .collect();
         group.bench_function(format!("{metrics}_metrics"), |b| {
-            b.iter(|| {
-                decide(black_box(&Input {
-                    spec: &spec,
-                    now,
-                    current_replicas: replicas,
-                    samples: &samples,
-                    history: &history,
-                    current_nodes: None,
-                    pod_requests: None,
-                }))
-            })
+            b.iter(|| decide(black_box(&input(&spec, now, replicas, &samples, &history))))
         });
     }
     group.finish();

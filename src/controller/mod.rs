@@ -234,9 +234,11 @@ fn schedule(ctx: &Context, policy: &CustomScalingPolicy, k: &str, now: i64) -> S
     if st.uid != uid || st.generation != policy.metadata.generation {
         // New policy, re-created, or its spec changed: tick now, then on a grid
         // at this policy's own phase of the interval (policies seen together,
-        // e.g. at an operator start, do not stay in lockstep).
+        // e.g. at an operator start, do not stay in lockstep). The grid starts a
+        // whole interval on, so ticks are never closer than pollInterval (less
+        // jitter): `failureThreshold` ticks always span as long as it says.
         let interval = policy.spec.poll_interval.as_millis().max(1000);
-        st.start = now + jitter::phase_millis(&uid, interval) - interval as i64;
+        st.start = now + jitter::phase_millis(&uid, interval);
         st.uid = uid;
         st.generation = policy.metadata.generation;
         st.tick = 0;
@@ -904,8 +906,22 @@ pub async fn run(
         config.lease_duration,
     )));
 
+    // The policy cache without managedFields (a third of a policy's size once
+    // kubectl and our status writes have both touched it): memory grows with N.
     let policies: Api<DeserializeGuard<CustomScalingPolicy>> = Api::all(client.clone());
-    let controller = Controller::new(policies, watcher::Config::default())
+    let (policy_store, policy_writer) = reflector::store::<DeserializeGuard<CustomScalingPolicy>>();
+    let policy_stream = reflector::reflector(
+        policy_writer,
+        watcher(policies, watcher::Config::default())
+            .default_backoff()
+            .modify(|g| {
+                if let Ok(p) = g.0.as_mut() {
+                    p.metadata.managed_fields = None;
+                }
+            }),
+    )
+    .applied_objects();
+    let controller = Controller::for_stream(policy_stream, policy_store)
         .with_config(kube::runtime::controller::Config::default().concurrency(config.concurrency));
     let store = controller.store();
     let controller = controller
