@@ -182,8 +182,6 @@ impl Context {
         self.epoch.load(Ordering::Relaxed)
     }
 
-    /// Mark the policies targeting `kind/name` in `namespace` for an immediate tick
-    /// when the target's replicas differ from what they last saw.
     /// The replicas this replica is about to write to a policy's target.
     pub fn expect_replicas(&self, namespace: &str, name: &str, replicas: u32) {
         if let Ok(mut state) = self.state.lock()
@@ -193,6 +191,8 @@ impl Context {
         }
     }
 
+    /// Mark the policies targeting `kind/name` in `namespace` for an immediate tick
+    /// when the target's replicas differ from what they last saw.
     fn target_changed(
         &self,
         namespace: &str,
