@@ -20,7 +20,7 @@ import sys
 import time
 import urllib.parse
 import urllib.request
-from datetime import datetime
+from datetime import datetime, timezone
 
 WRITES = {"create", "update", "patch", "delete", "deletecollection"}
 
@@ -33,7 +33,7 @@ def parse_ts(text):
         frac = float("0." + frac)
     else:
         base, frac = text, 0.0
-    return datetime.strptime(base, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=__import__("datetime").timezone.utc).timestamp() + frac
+    return datetime.strptime(base, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc).timestamp() + frac
 
 
 def audit_events(path, since=0.0, offset=0):

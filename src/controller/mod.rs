@@ -779,6 +779,35 @@ fn target_mapper<K: Resource + ResourceExt>(
     }
 }
 
+/// A watch of every `K` in the cluster into a store, each object cut down by `trim`
+/// first (the caches only keep what a tick reads; memory grows with the number of
+/// policies), and the stream of applied objects that triggers the controller. The
+/// controller applies its trigger backoff to the stream.
+fn trimmed_reflector<K>(
+    client: &Client,
+    trim: fn(&mut K),
+) -> (
+    Store<K>,
+    impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+)
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let (store, writer) = reflector::store::<K>();
+    let stream = reflector::reflector(
+        writer,
+        watcher(Api::<K>::all(client.clone()), watcher::Config::default()).modify(trim),
+    )
+    .applied_objects();
+    (store, stream)
+}
+
 /// Everything `ballast run` starts, wired together. Returns when shut down.
 pub async fn run(
     client: Client,
@@ -833,41 +862,23 @@ pub async fn run(
     // Targets' replicas come from these watch caches (the same watches that catch
     // out-of-band changes), not a /scale GET per tick. Only what a tick reads is
     // kept: pod templates, status and managed fields are dropped to save memory.
-    let (deployment_store, deployment_writer) = reflector::store::<Deployment>();
-    let (statefulset_store, statefulset_writer) = reflector::store::<StatefulSet>();
-    let deployments = reflector::reflector(
-        deployment_writer,
-        watcher(
-            Api::<Deployment>::all(client.clone()),
-            watcher::Config::default(),
-        )
-        .modify(|d| {
-            d.managed_fields_mut().clear();
-            d.annotations_mut().clear();
-            d.status = None;
-            if let Some(spec) = d.spec.as_mut() {
-                spec.template = Default::default();
-            }
-        }),
-    )
-    .applied_objects();
-    let statefulsets = reflector::reflector(
-        statefulset_writer,
-        watcher(
-            Api::<StatefulSet>::all(client.clone()),
-            watcher::Config::default(),
-        )
-        .modify(|s| {
-            s.managed_fields_mut().clear();
-            s.annotations_mut().clear();
-            s.status = None;
-            if let Some(spec) = s.spec.as_mut() {
-                spec.template = Default::default();
-                spec.volume_claim_templates = None;
-            }
-        }),
-    )
-    .applied_objects();
+    let (deployment_store, deployments) = trimmed_reflector(&client, |d: &mut Deployment| {
+        d.managed_fields_mut().clear();
+        d.annotations_mut().clear();
+        d.status = None;
+        if let Some(spec) = d.spec.as_mut() {
+            spec.template = Default::default();
+        }
+    });
+    let (statefulset_store, statefulsets) = trimmed_reflector(&client, |s: &mut StatefulSet| {
+        s.managed_fields_mut().clear();
+        s.annotations_mut().clear();
+        s.status = None;
+        if let Some(spec) = s.spec.as_mut() {
+            spec.template = Default::default();
+            spec.volume_claim_templates = None;
+        }
+    });
     let ctx = Arc::new(Context::new(
         client.clone(),
         sources,
@@ -908,19 +919,12 @@ pub async fn run(
 
     // The policy cache without managedFields (a third of a policy's size once
     // kubectl and our status writes have both touched it): memory grows with N.
-    let policies: Api<DeserializeGuard<CustomScalingPolicy>> = Api::all(client.clone());
-    let (policy_store, policy_writer) = reflector::store::<DeserializeGuard<CustomScalingPolicy>>();
-    let policy_stream = reflector::reflector(
-        policy_writer,
-        watcher(policies, watcher::Config::default())
-            .default_backoff()
-            .modify(|g| {
-                if let Ok(p) = g.0.as_mut() {
-                    p.metadata.managed_fields = None;
-                }
-            }),
-    )
-    .applied_objects();
+    let (policy_store, policy_stream) =
+        trimmed_reflector(&client, |g: &mut DeserializeGuard<CustomScalingPolicy>| {
+            if let Ok(p) = g.0.as_mut() {
+                p.metadata.managed_fields = None;
+            }
+        });
     let controller = Controller::for_stream(policy_stream, policy_store)
         .with_config(kube::runtime::controller::Config::default().concurrency(config.concurrency));
     let store = controller.store();

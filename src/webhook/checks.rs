@@ -165,25 +165,26 @@ fn describe(target: &TargetRef) -> String {
     format!("{} {}/{}", target.api_version, target.kind, target.name)
 }
 
-/// What discovery says against a target at `field`. `replicas_path`: the policy
-/// names the replica field itself (node pools), so `/scale` is not needed.
+/// What discovery says against a target at `field`. `no_scale`: how a kind
+/// without `/scale` is refused (the rest of the message), or `None` when the
+/// policy names the replica field itself (a node pool's `replicasPath`).
 fn kind_problems(
     field: &str,
     target: &TargetRef,
     kind: &KindInfo,
-    replicas_path: bool,
+    no_scale: Option<&str>,
     verdict: &mut Verdict,
 ) {
     let what = format!("{field}: kind {} ({})", target.kind, target.api_version);
     match kind {
         KindInfo::Scalable => {}
-        KindInfo::NoScale if replicas_path => {}
-        KindInfo::NoScale if field == "spec.targetRef" => verdict.denials.push(format!(
-            "{what} has no /scale subresource, so Ballast cannot set its replicas; target a Deployment, StatefulSet or another kind with /scale"
-        )),
-        KindInfo::NoScale => verdict.denials.push(format!(
-            "{what} has no /scale subresource; set spec.nodePool.replicasPath to the field that holds its replica count"
-        )),
+        KindInfo::NoScale => {
+            if let Some(advice) = no_scale {
+                verdict
+                    .denials
+                    .push(format!("{what} has no /scale subresource{advice}"));
+            }
+        }
         KindInfo::ClusterScoped => verdict.denials.push(format!(
             "{what} is cluster-scoped; a policy scales objects in its own namespace only"
         )),
@@ -240,7 +241,9 @@ pub fn check_cluster(
         "spec.targetRef",
         &spec.target_ref,
         &facts.target_kind,
-        false,
+        Some(
+            ", so Ballast cannot set its replicas; target a Deployment, StatefulSet or another kind with /scale",
+        ),
         &mut verdict,
     );
     if facts.target_exists == Some(false) && facts.target_kind == KindInfo::Scalable {
@@ -250,12 +253,14 @@ pub fn check_cluster(
     }
 
     if let (Some(pool), Some(kind)) = (&spec.node_pool, &facts.node_pool_kind) {
-        let has_path = pool.replicas_path.is_some();
+        let no_scale = pool.replicas_path.is_none().then_some(
+            "; set spec.nodePool.replicasPath to the field that holds its replica count",
+        );
         kind_problems(
             "spec.nodePool.targetRef",
             &pool.target_ref,
             kind,
-            has_path,
+            no_scale,
             &mut verdict,
         );
     }

@@ -65,8 +65,12 @@ impl WebhookArgs {
             format!("{service}.{namespace}.svc"),
             format!("{service}.{namespace}.svc.cluster.local"),
         ];
-        sans.extend(self.webhook_hosts.iter().cloned());
-        sans.dedup();
+        // Once each, in order (the first is the certificate's common name).
+        for host in &self.webhook_hosts {
+            if !sans.contains(host) {
+                sans.push(host.clone());
+            }
+        }
         sans
     }
 
