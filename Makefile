@@ -3,15 +3,19 @@ SHELL := /bin/bash
 CARGO ?= cargo
 BALLAST := target/debug/ballast
 
-.PHONY: build test unit lint alerts crds demo demo-simulate gameday bench e2e e2e-build cluster-up cluster-down e2e-smoke e2e-operator clean
+.PHONY: build test unit lint alerts crds demo demo-simulate gameday bench chaos fuzz chaos-report e2e e2e-build cluster-up cluster-down e2e-smoke e2e-operator clean
 
 build:
 	$(CARGO) build --locked
 
 # Everything CI checks: format and clippy, unit/property/CLI tests, the alert rules,
-# then the end-to-end smoke tests and operator scenarios on one real local cluster
-# (built and started by e2e/, torn down at the end), then a small benchmark.
-test: lint unit alerts e2e bench
+# then the end-to-end smoke tests, operator scenarios and chaos suite on one real
+# local cluster (built and started by e2e/, torn down at the end), a short fuzz run
+# of every target, the reliability table from both (target/chaos/reliability.md),
+# then a small benchmark.
+test: lint unit alerts e2e fuzz
+	e2e/reliability-report target/chaos/reliability.md
+	$(MAKE) bench
 
 # The cost of N policies on one replica (N=100 by default; the reference run is
 # `make bench N=10000 K=8 R=10`), and the engine's criterion benchmark; figures go
@@ -24,6 +28,7 @@ e2e: build
 	e2e/all
 
 unit:
+	python3 -m unittest discover -s e2e -p 'test_*.py'
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		$(CARGO) nextest run --locked --no-fail-fast; \
 	else \
@@ -82,6 +87,24 @@ e2e-smoke: build
 # secrets, certificate rotation) against the same harness. SCENARIOS=... picks some.
 e2e-operator: build
 	e2e/operator $(SCENARIOS)
+
+# Faults injected while Ballast scales (Prometheus killed, API server restarted and
+# etcd frozen, leaders killed, a broken Prometheus behind a proxy, ...), under the
+# invariant checker; on the running cluster, else one of its own. SCENARIOS=... picks some.
+chaos: build
+	e2e/chaos $(SCENARIOS)
+
+# Coverage-guided fuzzing (cargo-fuzz, nightly) of the policy YAML, Prometheus
+# responses, the engine and AdmissionReviews: FUZZ_SECONDS per target (30 by default).
+fuzz:
+	fuzz/run --seconds $(or $(FUZZ_SECONDS),30)
+
+# docs/reliability.md from one run of the chaos suite and a long fuzz run
+# (FUZZ_SECONDS=300 per target by default).
+chaos-report: build
+	e2e/chaos
+	fuzz/run --seconds $(or $(FUZZ_SECONDS),300)
+	e2e/reliability-report docs/reliability.md
 
 # One fault on the harness, as on-call would meet it: the metrics source's
 # Prometheus stopped under load. Shows the status, Events and alert as they

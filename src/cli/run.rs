@@ -79,8 +79,10 @@ fn identity(args: &RunArgs) -> String {
 }
 
 /// A client from `--kubeconfig` (and `--context`), else the in-cluster config.
-pub async fn client(args: &ClusterArgs) -> anyhow::Result<kube::Client> {
-    let config = match &args.kubeconfig {
+/// Its requests carry `User-Agent: ballast/VERSION (who)`, so the API server's
+/// audit log tells which replica (or which command) made each write.
+pub async fn client(args: &ClusterArgs, who: &str) -> anyhow::Result<kube::Client> {
+    let mut config = match &args.kubeconfig {
         Some(path) => {
             let kubeconfig = Kubeconfig::read_from(path)
                 .with_context(|| format!("reading kubeconfig {}", path.display()))?;
@@ -98,6 +100,10 @@ pub async fn client(args: &ClusterArgs) -> anyhow::Result<kube::Client> {
             .await
             .context("finding a cluster (in-cluster config or kubeconfig)")?,
     };
+    let agent = format!("ballast/{} ({who})", env!("CARGO_PKG_VERSION"));
+    let agent = axum::http::HeaderValue::try_from(agent.as_str())
+        .with_context(|| format!("user agent {agent:?} is not a valid header value"))?;
+    config.headers.push((axum::http::header::USER_AGENT, agent));
     kube::Client::try_from(config).context("building the Kubernetes client")
 }
 
@@ -135,7 +141,8 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
-        let client = client(&args.cluster).await?;
+        let identity = identity(args);
+        let client = client(&args.cluster, &identity).await?;
         let metrics = Arc::new(Metrics::new());
         let health = Arc::new(Health::default());
         let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -162,7 +169,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         };
         let config = Config {
             concurrency: args.concurrency.max(1),
-            identity: identity(args),
+            identity,
             lease_namespace: args.lease_namespace.clone(),
             lease_duration: args.lease_duration.to_std(),
             lease_grace: args.lease_grace.to_std(),

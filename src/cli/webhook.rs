@@ -32,7 +32,7 @@ pub struct WebhookCmdArgs {
 
 pub fn run(args: &WebhookCmdArgs) -> anyhow::Result<ExitCode> {
     super::run::runtime()?.block_on(async {
-        let client = super::run::client(&args.cluster).await?;
+        let client = super::run::client(&args.cluster, "webhook").await?;
         let metrics = Arc::new(Metrics::new());
         let health = Arc::new(Health::default());
         let (stop, stopped) = tokio::sync::watch::channel(false);

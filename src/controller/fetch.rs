@@ -10,7 +10,7 @@ use super::Context;
 use crate::api::CustomScalingPolicy;
 use crate::engine::{PodRequests, Sample};
 use crate::metrics::breaker::Admission;
-use crate::metrics::registry::Outcome;
+use crate::metrics::registry::{Outcome, SourceHandle};
 use crate::metrics::{NoData, Reading};
 use crate::scale::ScaleError;
 use crate::telemetry::{SourceErrorLabels, SourceLabels};
@@ -147,10 +147,11 @@ async fn read_metric(
             read.missing = Some((
                 "CircuitOpen",
                 format!(
-                    "metric {:?}: the circuit of source {:?} ({}) is open; not querying it for now",
+                    "metric {:?}: the circuit of source {:?} ({}) is open; not querying it for now{}",
                     metric.name,
                     source.name,
-                    source.address()
+                    source.address(),
+                    last_error(&source)
                 ),
             ));
         }
@@ -158,10 +159,11 @@ async fn read_metric(
             read.missing = Some((
                 "BackingOff",
                 format!(
-                    "metric {:?}: source {:?} failed recently; next query in {} ms",
+                    "metric {:?}: source {:?} failed recently; next query in {} ms{}",
                     metric.name,
                     source.name,
-                    (until - now).max(0)
+                    (until - now).max(0),
+                    last_error(&source)
                 ),
             ));
         }
@@ -170,4 +172,13 @@ async fn read_metric(
         }
     }
     read
+}
+
+/// "; last error: ..." from the source's last failed query, for the messages of
+/// queries held back by its backoff or circuit (so the condition still says why).
+fn last_error(source: &SourceHandle) -> String {
+    source
+        .last_error()
+        .map(|e| format!("; last error: {e}"))
+        .unwrap_or_default()
 }

@@ -412,16 +412,18 @@ async fn tick(
     // 1. fetch
     let fetched = fetch::fetch(ctx, policy, namespace, now).await;
 
-    // History: the newest in memory while leading; restored from status otherwise,
-    // with the current replicas as a fresh recommendation (a new leader never
-    // scales down earlier than its predecessor would have).
+    // History: the newest in memory while leading; restored from status otherwise.
+    // A new leader never scales down earlier than its predecessor would have: it
+    // resumes a scale-down window the status shows under way, and otherwise records
+    // the current replicas as a recommendation made now (the status may be older
+    // than the predecessor's last ticks).
     let restored = |current: u32| -> History {
         let mut h = policy
             .status
             .as_ref()
             .and_then(|s| s.history.clone())
             .unwrap_or_default();
-        if leading {
+        if leading && engine::history::needs_takeover_mark(&h, current) {
             engine::history::record_recommendation(&mut h, now, current);
         }
         h

@@ -295,12 +295,16 @@ pub fn status(
 fn digest(status: &CustomScalingPolicyStatus, failure_cap: u32) -> serde_json::Value {
     // Of the recommendations, only their extremes matter to a successor (the windows
     // take the lowest and the highest): a new entry of the same value each tick,
-    // while a window holds or under dryRun, is not worth a write. A new leader
-    // also records the current replicas when it takes over.
+    // while a window holds or under dryRun, is not worth a write. During a
+    // scale-down window, the newest recommendation holding the replicas up is
+    // (`heldAt`), so a new leader can resume the window instead of restarting it.
     let history = status.history.as_ref().map(|h| {
         json!({
             "lowest": h.recommendations.iter().map(|r| r.low).min(),
             "highest": h.recommendations.iter().map(|r| r.high).max(),
+            "heldAt": status
+                .current_replicas
+                .and_then(|current| crate::engine::history::held_at(h, current)),
             "scaleEvents": h.scale_events.iter().map(|e| (e.time, e.change)).collect::<Vec<_>>(),
             "failures": h.consecutive_failures.min(failure_cap),
             "nodeShrinkSince": h.node_shrink_since,

@@ -15,6 +15,37 @@ pub fn record_recommendation(history: &mut History, now: i64, replicas: u32) {
     });
 }
 
+/// While a scale-down waits in its window (some recommendation below `current`),
+/// the time of the newest recommendation still at or above `current`: the window
+/// runs from there. None when no recommendation is below `current`.
+///
+/// The status keeps a snapshot of the whole history, written when something a
+/// successor needs changes; this is part of that, so a recommendation that holds the
+/// replicas up again during a window is written, and a new leader can trust the
+/// snapshot's window instead of restarting it (see `needs_takeover_mark`).
+pub fn held_at(history: &History, current: u32) -> Option<i64> {
+    if !history.recommendations.iter().any(|r| r.low < current) {
+        return None;
+    }
+    history
+        .recommendations
+        .iter()
+        .filter(|r| r.high >= current)
+        .map(|r| r.time)
+        .max()
+}
+
+/// Must a replica taking over record the current replicas as a recommendation
+/// made now? Yes unless the restored history shows a scale-down already waiting
+/// in its window: recommendations equal to the current replicas are not written
+/// on their own, so without one below `current` the snapshot may be older than
+/// the predecessor's last ticks, and "now" is the safe assumption. With one
+/// below, every later recommendation at or above `current` changed `held_at`
+/// and was written, so the snapshot's window is the predecessor's.
+pub fn needs_takeover_mark(history: &History, current: u32) -> bool {
+    !history.recommendations.iter().any(|r| r.low < current)
+}
+
 /// Record a change of replicas made at `now`.
 pub fn record_scale_event(history: &mut History, now: i64, from: u32, to: u32) {
     let change = i64::from(to) - i64::from(from);
@@ -87,6 +118,28 @@ fn merge_scale_events(events: &mut Vec<ScaleEvent>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_window_under_way_is_resumed_not_restarted() {
+        // Steady at 6 (ticks every 3 s), then the demand falls at 30 s.
+        let mut h = History::default();
+        for t in (0..30_000).step_by(3_000) {
+            record_recommendation(&mut h, t, 6);
+        }
+        assert_eq!(held_at(&h, 6), None, "no scale-down waiting: nothing held");
+        assert!(needs_takeover_mark(&h, 6), "the snapshot may be stale");
+        record_recommendation(&mut h, 30_000, 1);
+        record_recommendation(&mut h, 33_000, 1);
+        // The window runs from the last tick at 6.
+        assert_eq!(held_at(&h, 6), Some(27_000));
+        assert!(!needs_takeover_mark(&h, 6));
+        // The demand back up for one tick moves it (and so is written).
+        record_recommendation(&mut h, 36_000, 6);
+        assert_eq!(held_at(&h, 6), Some(36_000));
+        // Scaled down to 4 (rate): 6s still hold 4 up; the 1s wait.
+        assert_eq!(held_at(&h, 4), Some(36_000));
+        assert_eq!(held_at(&h, 1), None);
+    }
 
     #[test]
     fn old_entries_are_dropped() {

@@ -36,6 +36,8 @@ pub struct Breaker {
     opened_at: i64,
     retry_at: i64,
     probing: bool,
+    /// Why the last failed query failed, for the messages of skipped ones.
+    last_error: Option<String>,
 }
 
 impl Breaker {
@@ -59,7 +61,18 @@ impl Breaker {
             opened_at: 0,
             retry_at: 0,
             probing: false,
+            last_error: None,
         }
+    }
+
+    /// Why the last failure failed (None after a success).
+    pub fn last_error(&self) -> Option<&str> {
+        self.last_error.as_deref()
+    }
+
+    /// Keep why a query failed, to say so while later queries are held back.
+    pub fn note_error(&mut self, error: String) {
+        self.last_error = Some(error);
     }
 
     pub fn state(&self) -> CircuitState {
@@ -89,6 +102,7 @@ impl Breaker {
 
     /// A query succeeded: close the circuit and forget the failures.
     pub fn success(&mut self) {
+        self.last_error = None;
         self.failures = 0;
         self.state = CircuitState::Closed;
         self.retry_at = 0;
@@ -133,6 +147,19 @@ mod tests {
 
     fn breaker() -> Breaker {
         Breaker::new("prom", 3, 30_000, 500, 10_000)
+    }
+
+    #[test]
+    fn keeps_the_last_error_until_a_success() {
+        let mut b = breaker();
+        assert_eq!(b.last_error(), None);
+        b.note_error("HTTP 503".into());
+        b.failure(0);
+        b.note_error("timed out".into());
+        b.failure(1);
+        assert_eq!(b.last_error(), Some("timed out"));
+        b.success();
+        assert_eq!(b.last_error(), None);
     }
 
     #[test]

@@ -81,6 +81,14 @@ impl SourceHandle {
         self.client.address()
     }
 
+    /// Why the source's last failed query failed, while it is failing.
+    pub fn last_error(&self) -> Option<String> {
+        self.breaker
+            .lock()
+            .ok()
+            .and_then(|b| b.last_error().map(str::to_string))
+    }
+
     pub fn circuit(&self) -> CircuitState {
         self.breaker
             .lock()
@@ -108,6 +116,7 @@ impl SourceHandle {
                 Outcome::Reading(reading)
             }
             Err(error) if error.is_source_failure() => {
+                breaker.note_error(error.to_string());
                 let opened_circuit = breaker.failure(now);
                 Outcome::Failed {
                     error,
