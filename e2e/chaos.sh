@@ -432,6 +432,7 @@ c_many_policies() {
 	during=$(proxied 1 "$t0")
 	opens=$(opens_of_many)
 	echo "    circuit open: $during queries in 20 s (healthy rate: $((before * 20 / 9))), CircuitOpen events: $opens"
+	RECOVERY="queries to the source in 20 s with the circuit open: $during (healthy: $((before * 20 / 9))); CircuitOpen events: $opens"
 	[ "$during" -le 2 ] || { why "$during queries reached the failing source in 20 s with its circuit open (openDuration 30 s)"; return 1; }
 	[ "$opens" = 1 ] || { why "$opens CircuitOpen events for $n policies on one source (want 1)"; return 1; }
 	hold_at_least mp-01 2 1 || return 1

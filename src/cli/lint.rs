@@ -37,6 +37,17 @@ pub fn parse_documents(text: &str) -> anyhow::Result<Vec<Document>> {
         if value.is_null() {
             continue;
         }
+        if let Some(path) = non_finite(&value, "") {
+            let at = if path.is_empty() {
+                "the document"
+            } else {
+                &path
+            };
+            anyhow::bail!(
+                "document {}: {at} is .nan or .inf, which JSON (and so kubectl) cannot carry",
+                i + 1
+            );
+        }
         let value = serde_json::to_value(&value).with_context(|| {
             format!(
                 "document {} cannot be read as JSON (non-string keys?)",
@@ -49,6 +60,30 @@ pub fn parse_documents(text: &str) -> anyhow::Result<Vec<Document>> {
         });
     }
     Ok(documents)
+}
+
+/// The first place in `value` holding `.nan` or `.inf`: converted to JSON they would
+/// silently read as null (an absent optional field), while kubectl refuses the file.
+fn non_finite(value: &serde_yaml::Value, path: &str) -> Option<String> {
+    use serde_yaml::Value;
+    match value {
+        Value::Number(n) if n.is_nan() || n.is_infinite() => Some(path.to_string()),
+        Value::Sequence(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| non_finite(v, &format!("{path}[{i}]"))),
+        Value::Mapping(map) => map.iter().find_map(|(k, v)| {
+            let key = k.as_str().unwrap_or("?");
+            let child = if path.is_empty() {
+                key.to_string()
+            } else {
+                format!("{path}.{key}")
+            };
+            non_finite(v, &child)
+        }),
+        Value::Tagged(tagged) => non_finite(&tagged.value, path),
+        _ => None,
+    }
 }
 
 /// What lint found in one object.
@@ -201,4 +236,39 @@ pub fn run(args: &LintArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nan_and_inf_are_refused_not_read_as_absent() {
+        // Found by fuzz/policy_yaml: `.nan`/`.inf` became JSON null, so an optional
+        // field read as unset and the file passed lint, though kubectl refuses it.
+        let text = "apiVersion: autoscaling.ballast.dev/v1alpha1
+kind: CustomScalingPolicy
+metadata: {name: minimal, namespace: default}
+spec:
+  targetRef: {apiVersion: apps/v1, kind: Deployment, name: web}
+  minReplicas: 1
+  maxReplicas: 10
+  metrics:
+    - name: evictions
+      query: sum(rate(redis_evicted_keys_total[1m]))
+      target: {type: Value, value: \"100\"}
+  behavior: {tolerance: .nan}
+  fallback: {replicas: .inf}
+";
+        let err = format!("{:#}", parse_documents(text).unwrap_err());
+        assert!(
+            err.contains("document 1: spec.behavior.tolerance is .nan or .inf"),
+            "{err}"
+        );
+        let err = format!("{:#}", parse_documents("a: [1, -.inf]").unwrap_err());
+        assert!(err.contains("a[1] is .nan or .inf"), "{err}");
+        let err = format!("{:#}", parse_documents(".inf").unwrap_err());
+        assert!(err.contains("the document is .nan or .inf"), "{err}");
+        assert_eq!(parse_documents("a: 1.5\n---\nb: [2]").unwrap().len(), 2);
+    }
 }

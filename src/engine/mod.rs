@@ -257,7 +257,10 @@ fn observe(input: &Input<'_>, next: &mut History) -> Vec<MetricOutcome> {
         match sample {
             None => outcome.missing = Some("no data"),
             Some(s) if !s.value.is_finite() => outcome.missing = Some("not a finite number"),
-            Some(s) if input.now - s.time > stale_after => outcome.missing = Some("stale sample"),
+            // Saturating: decode turns an absurd Prometheus timestamp into i64::MIN.
+            Some(s) if input.now.saturating_sub(s.time) > stale_after => {
+                outcome.missing = Some("stale sample")
+            }
             Some(s) => {
                 // A sample from the future (clock skew) counts as taken now, so it
                 // cannot freeze the smoothing state ahead of every later sample.

@@ -541,3 +541,26 @@ fn a_sample_from_the_future_does_not_freeze_smoothing() {
     let d = tick(&s, 30_000, 2, Some(500.0), &d.history);
     assert_eq!(d.metrics[0].smoothed, Some(300.0));
 }
+
+#[test]
+fn a_sample_stamped_at_i64_min_is_stale_not_an_overflow() {
+    // Found by fuzz/engine_decide: decode saturates a huge negative Prometheus
+    // timestamp (e.g. -1e16 s) to i64::MIN, and `now - time` overflowed: a panic
+    // with overflow checks, a wrap to a "fresh" sample without them.
+    let s = no_down_window(spec(1, 20));
+    let samples = [Some(Sample {
+        value: 5034.833,
+        time: i64::MIN,
+    })];
+    let d = decide(&Input {
+        spec: &s,
+        now: 63_856_420_544_897,
+        current_replicas: 5,
+        samples: &samples,
+        history: &History::default(),
+        current_nodes: None,
+        pod_requests: None,
+    });
+    assert_eq!(d.metrics[0].missing, Some("stale sample"));
+    assert_eq!((d.desired_replicas, d.data), (5, Data::Missing));
+}

@@ -123,8 +123,9 @@ pub fn respond(uid: &str, verdict: &Verdict) -> Value {
         .warnings
         .iter()
         .map(|w| {
-            // Warnings must be single-line printable text.
-            let w = w.replace(['\n', '\r', '\t'], " ");
+            // Warnings must be single-line printable text: the API server drops one
+            // with any control character.
+            let w = w.replace(char::is_control, " ");
             if w.chars().count() > MAX_WARNING_CHARS {
                 let cut: String = w.chars().take(MAX_WARNING_CHARS - 3).collect();
                 format!("{cut}...")
@@ -204,6 +205,28 @@ mod tests {
         assert!(
             matches!(&e, DecodeError::Shape(m) if m.contains("uid")),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn warnings_carry_no_control_characters() {
+        // Found by fuzz/admission_review: the API server drops a warning holding any
+        // control character (apimachinery's NewWarningHeader refuses it), not only
+        // \n, \r and \t; warnings echo names from the request, e.g. a targetRef kind.
+        let r = respond(
+            "u",
+            &Verdict {
+                denials: vec![],
+                warnings: vec![
+                    "pr\u{7f}m".into(),
+                    "kind Deploy\u{7}ment\u{1b}[0m is not served\u{85}".into(),
+                ],
+            },
+        );
+        assert_eq!(r["response"]["warnings"][0], "pr m");
+        assert_eq!(
+            r["response"]["warnings"][1],
+            "kind Deploy ment [0m is not served "
         );
     }
 
