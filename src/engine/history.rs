@@ -15,16 +15,31 @@ pub fn record_recommendation(history: &mut History, now: i64, replicas: u32) {
     });
 }
 
-/// While a scale-down waits in its window (some recommendation below `current`),
-/// the time of the newest recommendation still at or above `current`: the window
-/// runs from there. None when no recommendation is below `current`.
+/// A scale-down waiting in its window: a recommendation below `current` made
+/// since the replicas last changed (lower ones from before a scale-up are over).
+fn scale_down_waiting(history: &History, current: u32) -> bool {
+    let since = history
+        .scale_events
+        .iter()
+        .map(|e| e.time)
+        .max()
+        .unwrap_or(i64::MIN);
+    history
+        .recommendations
+        .iter()
+        .any(|r| r.time >= since && r.low < current)
+}
+
+/// While a scale-down waits in its window, the time of the newest recommendation
+/// still at or above `current`: the window runs from there. None otherwise, so a
+/// steady state (and the time after a scale-up) costs no status writes.
 ///
 /// The status keeps a snapshot of the whole history, written when something a
 /// successor needs changes; this is part of that, so a recommendation that holds the
 /// replicas up again during a window is written, and a new leader can trust the
 /// snapshot's window instead of restarting it (see `needs_takeover_mark`).
 pub fn held_at(history: &History, current: u32) -> Option<i64> {
-    if !history.recommendations.iter().any(|r| r.low < current) {
+    if !scale_down_waiting(history, current) {
         return None;
     }
     history
@@ -38,12 +53,12 @@ pub fn held_at(history: &History, current: u32) -> Option<i64> {
 /// Must a replica taking over record the current replicas as a recommendation
 /// made now? Yes unless the restored history shows a scale-down already waiting
 /// in its window: recommendations equal to the current replicas are not written
-/// on their own, so without one below `current` the snapshot may be older than
-/// the predecessor's last ticks, and "now" is the safe assumption. With one
-/// below, every later recommendation at or above `current` changed `held_at`
-/// and was written, so the snapshot's window is the predecessor's.
+/// on their own, so otherwise the snapshot may be older than the predecessor's
+/// last ticks, and "now" is the safe assumption. With one waiting, every later
+/// recommendation at or above `current` changed `held_at` and was written, so the
+/// snapshot's window is the predecessor's.
 pub fn needs_takeover_mark(history: &History, current: u32) -> bool {
-    !history.recommendations.iter().any(|r| r.low < current)
+    !scale_down_waiting(history, current)
 }
 
 /// Record a change of replicas made at `now`.
@@ -139,6 +154,27 @@ mod tests {
         // Scaled down to 4 (rate): 6s still hold 4 up; the 1s wait.
         assert_eq!(held_at(&h, 4), Some(36_000));
         assert_eq!(held_at(&h, 1), None);
+    }
+
+    #[test]
+    fn lower_recommendations_before_a_scale_up_hold_nothing() {
+        // At 1, then the demand rose and it scaled up to 6 at 10 s: the old 1s are
+        // no scale-down waiting, so steady ticks at 6 are not worth a write, and a
+        // new leader marks its takeover (it cannot know the predecessor's last ticks).
+        let mut h = History::default();
+        record_recommendation(&mut h, 0, 1);
+        record_recommendation(&mut h, 3_000, 1);
+        record_recommendation(&mut h, 10_000, 6);
+        record_scale_event(&mut h, 10_000, 1, 6);
+        for t in (13_000..60_000).step_by(3_000) {
+            record_recommendation(&mut h, t, 6);
+        }
+        assert_eq!(held_at(&h, 6), None);
+        assert!(needs_takeover_mark(&h, 6));
+        // The demand falls after the scale-up: now a scale-down waits.
+        record_recommendation(&mut h, 60_000, 2);
+        assert_eq!(held_at(&h, 6), Some(58_000));
+        assert!(!needs_takeover_mark(&h, 6));
     }
 
     #[test]
