@@ -129,10 +129,12 @@ fn changes_in_period(events: &[ScaleEvent], now: i64, period_seconds: u32) -> (i
         .iter()
         .filter(|e| e.time > cutoff)
         .fold((0, 0), |(added, removed), e| {
+            // Saturating: the events come from status, which a hand edit can fill
+            // with anything.
             if e.change > 0 {
-                (added + e.change, removed)
+                (added.saturating_add(e.change), removed)
             } else {
-                (added, removed - e.change)
+                (added, removed.saturating_sub(e.change))
             }
         })
 }
@@ -149,9 +151,9 @@ pub fn scale_up_limit(rules: &Rules, events: &[ScaleEvent], now: i64, current: u
     let mut result: Option<i64> = None;
     for &(kind, value, period) in &rules.policies {
         let (added, removed) = changes_in_period(events, now, period);
-        let start = current - added + removed;
+        let start = current.saturating_sub(added).saturating_add(removed);
         let proposed = match kind {
-            PolicyType::Pods => start + i64::from(value),
+            PolicyType::Pods => start.saturating_add(i64::from(value)),
             // Rounded up, or a small target could never grow; from zero a percentage
             // of nothing is nothing, so a woken target counts from one.
             PolicyType::Percent => {
@@ -177,9 +179,9 @@ pub fn scale_down_limit(rules: &Rules, events: &[ScaleEvent], now: i64, current:
     let mut result: Option<i64> = None;
     for &(kind, value, period) in &rules.policies {
         let (added, removed) = changes_in_period(events, now, period);
-        let start = current - added + removed;
+        let start = current.saturating_sub(added).saturating_add(removed);
         let proposed = match kind {
-            PolicyType::Pods => start - i64::from(value),
+            PolicyType::Pods => start.saturating_sub(i64::from(value)),
             // Truncated (rounded down), as HPA does.
             PolicyType::Percent => (start as f64 * (1.0 - f64::from(value) / 100.0)) as i64,
         };
@@ -238,6 +240,19 @@ mod tests {
 
     fn event(time: i64, change: i64) -> ScaleEvent {
         ScaleEvent { time, change }
+    }
+
+    #[test]
+    fn absurd_scale_events_from_a_hand_edited_status_do_not_overflow() {
+        let r = defaults();
+        let events = [event(1_000, i64::MAX), event(1_000, i64::MIN + 1)];
+        // The sums saturate instead of panicking (or wrapping in release builds).
+        let up = scale_up_limit(&r.up, &events, 2_000, 5);
+        let down = scale_down_limit(&r.down, &events, 2_000, 5);
+        assert!(down <= up, "{down} > {up}");
+        let only_up = [event(1_000, i64::MAX)];
+        // 5 - i64::MAX saturates far below zero; the Percent rule counts from one.
+        assert_eq!(scale_up_limit(&r.up, &only_up, 2_000, 5), 2);
     }
 
     #[test]

@@ -165,7 +165,9 @@ pub fn decide_nodes(
     // The workload runs on fewer nodes than the pool has: wait out the delay.
     let since = shrink_since.unwrap_or(now);
     let delay = pool.scale_down_delay.as_millis() as i64;
-    if now - since >= delay {
+    // Saturating: `since` comes from status (nodeShrinkSince), which a hand edit can
+    // set to anything.
+    if now.saturating_sub(since) >= delay {
         let decision = NodeDecision {
             current: Some(current),
             desired: needed,
@@ -225,6 +227,13 @@ mod tests {
             headroom_nodes: 1,
             scale_down_delay: Duration::from_secs(600),
         }
+    }
+
+    #[test]
+    fn a_shrink_timer_from_a_hand_edited_status_does_not_overflow() {
+        // nodeShrinkSince = i64::MIN: long ago, so the delay has passed.
+        let (d, _) = decide_nodes(&pool(), Some(5), 2, 2, None, Some(i64::MIN), 1_000_000);
+        assert_eq!(d.desired, 2);
     }
 
     #[test]
