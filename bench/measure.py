@@ -20,39 +20,12 @@ import sys
 import time
 import urllib.parse
 import urllib.request
-from datetime import datetime, timezone
+from datetime import datetime
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
+import auditlog  # noqa: E402  (e2e/auditlog.py: the audit log reader e2e/invariants.py uses too)
 
 WRITES = {"create", "update", "patch", "delete", "deletecollection"}
-
-
-def parse_ts(text):
-    # 2026-11-27T05:40:12.123456Z -> Unix seconds (float)
-    text = text.rstrip("Z")
-    if "." in text:
-        base, frac = text.split(".")
-        frac = float("0." + frac)
-    else:
-        base, frac = text, 0.0
-    return datetime.strptime(base, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc).timestamp() + frac
-
-
-def audit_events(path, since=0.0, offset=0):
-    """Yield (time, event) from the audit log from byte `offset`; returns via StopIteration."""
-    try:
-        with open(path, "rb") as f:
-            f.seek(offset)
-            for line in f:
-                try:
-                    e = json.loads(line)
-                except ValueError:
-                    continue
-                if e.get("stage") != "ResponseComplete":
-                    continue
-                t = parse_ts(e.get("requestReceivedTimestamp", "1970-01-01T00:00:00Z"))
-                if t >= since:
-                    yield t, e
-    except FileNotFoundError:
-        return
 
 
 def write_values(path, values):
@@ -71,7 +44,7 @@ def react(args):
     write_values(args.values, values)
     deadline = started + args.timeout
     while time.time() < deadline:
-        for t, e in audit_events(args.audit, since=started - 0.01, offset=offset):
+        for t, e in auditlog.events(args.audit, since=started - 0.01, offset=offset):
             ref = e.get("objectRef", {})
             if (e.get("verb") in ("update", "patch") and ref.get("resource") == "deployments"
                     and ref.get("subresource") == "scale" and ref.get("name") == args.policy):
@@ -166,8 +139,8 @@ def report(args):
 
     # The operator's API requests in the window, from the audit log.
     counts = {}
-    for _, e in audit_events(d["audit"], since=t0):
-        if parse_ts(e["requestReceivedTimestamp"]) > t1:
+    for t, e in auditlog.events(d["audit"], since=t0):
+        if t > t1:
             continue
         ref = e.get("objectRef", {})
         res_name = ref.get("resource", e.get("requestURI", "?"))

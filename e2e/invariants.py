@@ -45,19 +45,11 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import datetime
+
+import auditlog
 
 SA = "system:serviceaccount:ballast-system:ballast"
 AGENT = re.compile(r"^ballast/\S+ \((?P<who>[^)]*)\)")
-
-
-def parse_time(s):
-    """RFC 3339 with micro/nanoseconds -> Unix seconds (float)."""
-    m = re.match(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?Z$", s)
-    if not m:
-        raise ValueError(f"not an RFC 3339 UTC time: {s!r}")
-    base = datetime.strptime(m.group(1) + "+0000", "%Y-%m-%dT%H:%M:%S%z").timestamp()
-    return base + (float(m.group(2)) if m.group(2) else 0.0)
 
 
 def duration_seconds(s):
@@ -132,30 +124,23 @@ def watch(args):
 def audit_records(path, namespace):
     """Ballast's successful replica writes and Lease writes in the namespace."""
     writes, lease_writes = [], []
-    for p in sorted(glob.glob(path + "*"), key=lambda p: (p != path, p)):
-        with open(p, errors="replace") as f:
-            for line in f:
-                try:
-                    e = json.loads(line)
-                except ValueError:
-                    continue
-                if e.get("stage") != "ResponseComplete" or (e.get("user") or {}).get("username") != SA:
-                    continue
-                ref = e.get("objectRef") or {}
-                if ref.get("namespace") != namespace or e.get("verb") not in ("create", "update", "patch"):
-                    continue
-                code = (e.get("responseStatus") or {}).get("code", 0)
-                if not 200 <= code < 300:
-                    continue
-                m = AGENT.match(e.get("userAgent") or "")
-                who = m.group("who") if m else (e.get("userAgent") or "?")
-                t = parse_time(e["requestReceivedTimestamp"])
-                if ref.get("resource") == "leases":
-                    lease_writes.append({"t": t, "who": who, "name": ref.get("name")})
-                elif ref.get("subresource") == "scale":
-                    value = ((e.get("requestObject") or {}).get("spec") or {}).get("replicas")
-                    writes.append({"t": t, "who": who, "resource": ref.get("resource"),
-                                   "target": ref.get("name"), "value": value})
+    for t, e in auditlog.events(path):
+        if (e.get("user") or {}).get("username") != SA:
+            continue
+        ref = e.get("objectRef") or {}
+        if ref.get("namespace") != namespace or e.get("verb") not in ("create", "update", "patch"):
+            continue
+        code = (e.get("responseStatus") or {}).get("code", 0)
+        if not 200 <= code < 300:
+            continue
+        m = AGENT.match(e.get("userAgent") or "")
+        who = m.group("who") if m else (e.get("userAgent") or "?")
+        if ref.get("resource") == "leases":
+            lease_writes.append({"t": t, "who": who, "name": ref.get("name")})
+        elif ref.get("subresource") == "scale":
+            value = ((e.get("requestObject") or {}).get("spec") or {}).get("replicas")
+            writes.append({"t": t, "who": who, "resource": ref.get("resource"),
+                           "target": ref.get("name"), "value": value})
     writes.sort(key=lambda w: w["t"])
     lease_writes.sort(key=lambda w: w["t"])
     return writes, lease_writes
