@@ -12,7 +12,9 @@ use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
 use kube::core::GroupVersionKind;
 use kube::discovery::{self, ApiCapabilities, Scope};
 use kube::runtime::reflector::{ObjectRef, Store};
+use prometheus_client::metrics::counter::Counter;
 use serde_json::{Value, json};
+use tracing::debug;
 
 use crate::api::TargetRef;
 use crate::api::conditions::FIELD_MANAGER;
@@ -117,11 +119,27 @@ impl ReplicaCache {
     }
 }
 
+/// A workload write the watch cache has not shown yet: `value` is what the API
+/// server holds as far as we know (our write, or a direct read since), `stale` what
+/// the cache showed when we wrote.
+#[derive(Clone, Copy, Debug)]
+struct Unconfirmed {
+    value: u32,
+    stale: u32,
+}
+
+/// (namespace, kind, name) of a workload target.
+type TargetKey = (String, String, String);
+
 /// Replica reads and writes for any kind.
 pub struct Scaler {
     client: Client,
     cache: Mutex<HashMap<(String, String), Resolved>>,
     replicas: ReplicaCache,
+    /// The write-confirm guard: our writes whose value the cache has not shown.
+    unconfirmed: Mutex<HashMap<TargetKey, Unconfirmed>>,
+    /// Reads that went to the API server because of the guard.
+    stale_reads: Counter,
 }
 
 fn gvk(target: &TargetRef) -> GroupVersionKind {
@@ -134,15 +152,39 @@ fn gvk(target: &TargetRef) -> GroupVersionKind {
 
 impl Scaler {
     pub fn new(client: Client) -> Self {
-        Self::with_cache(client, ReplicaCache::default())
+        Self::with_cache(client, ReplicaCache::default(), Counter::default())
     }
 
-    pub fn with_cache(client: Client, replicas: ReplicaCache) -> Self {
+    /// Reads workload replicas from `replicas` where it can, counting in
+    /// `stale_reads` the reads the write-confirm guard sends to the API server.
+    pub fn with_cache(client: Client, replicas: ReplicaCache, stale_reads: Counter) -> Self {
         Self {
             client,
             cache: Mutex::new(HashMap::new()),
             replicas,
+            unconfirmed: Mutex::new(HashMap::new()),
+            stale_reads,
         }
+    }
+
+    fn target_key(namespace: &str, target: &TargetRef) -> TargetKey {
+        (namespace.into(), target.kind.clone(), target.name.clone())
+    }
+
+    /// The write-confirm guard. A cached value is used unless it is still the one
+    /// our last write replaced: then the watch has not delivered that write (a
+    /// stalled or re-listing watch after an API server restart), and deciding from
+    /// the cache would repeat a decision already made. `Some(written)` means: read
+    /// the API server instead.
+    fn unconfirmed_write(&self, key: &TargetKey, cached: u32) -> Option<u32> {
+        let mut unconfirmed = self.unconfirmed.lock().ok()?;
+        let u = *unconfirmed.get(key)?;
+        if cached != u.stale {
+            // The cache shows our write, or has moved past it: it can be trusted.
+            unconfirmed.remove(key);
+            return None;
+        }
+        Some(u.value)
     }
 
     async fn resolve(&self, target: &TargetRef) -> Result<Resolved, ScaleError> {
@@ -207,10 +249,38 @@ impl Scaler {
         path: Option<&str>,
     ) -> Result<u32, ScaleError> {
         if path.is_none()
-            && let Some(replicas) = self.replicas.lookup(namespace, target)
+            && let Some(cached) = self.replicas.lookup(namespace, target)
         {
-            return Ok(replicas);
+            let key = Self::target_key(namespace, target);
+            let Some(written) = self.unconfirmed_write(&key, cached) else {
+                return Ok(cached);
+            };
+            let read = self.read_api(namespace, target, None).await?;
+            self.stale_reads.inc();
+            debug!(
+                kind = %target.kind, name = %target.name, cached, written, read,
+                "the watch cache has not shown our last write; read /scale directly"
+            );
+            if let Ok(mut unconfirmed) = self.unconfirmed.lock() {
+                if read == cached {
+                    // The API server agrees with the cache (the write was undone).
+                    unconfirmed.remove(&key);
+                } else if let Some(u) = unconfirmed.get_mut(&key) {
+                    u.value = read;
+                }
+            }
+            return Ok(read);
         }
+        self.read_api(namespace, target, path).await
+    }
+
+    /// `read` from the API server, without the cache.
+    async fn read_api(
+        &self,
+        namespace: &str,
+        target: &TargetRef,
+        path: Option<&str>,
+    ) -> Result<u32, ScaleError> {
         let resolved = self.resolve(target).await?;
         let api = self.api(namespace, &resolved);
         let not_found_or = |e: kube::Error| match &e {
@@ -277,6 +347,19 @@ impl Scaler {
                 api.patch_scale(&target.name, &params, &Patch::Merge(&patch))
                     .await
                     .map_err(failed)?;
+                // Until the cache shows this write, reads go to the API server.
+                if let Some(cached) = self.replicas.lookup(namespace, target)
+                    && cached != replicas
+                    && let Ok(mut unconfirmed) = self.unconfirmed.lock()
+                {
+                    unconfirmed.insert(
+                        Self::target_key(namespace, target),
+                        Unconfirmed {
+                            value: replicas,
+                            stale: cached,
+                        },
+                    );
+                }
                 Ok(())
             }
             None => Err(ScaleError::NoScale {
@@ -393,6 +476,119 @@ mod tests {
         assert_eq!(
             ReplicaCache::default().lookup("shop", &target("apps/v1", "Deployment", "cache")),
             None
+        );
+    }
+
+    fn json_response(value: serde_json::Value) -> http::Response<kube::client::Body> {
+        http::Response::new(kube::client::Body::from(
+            serde_json::to_vec(&value).unwrap(),
+        ))
+    }
+
+    fn scale(replicas: u32) -> http::Response<kube::client::Body> {
+        json_response(json!({
+            "apiVersion": "autoscaling/v1", "kind": "Scale",
+            "metadata": {"name": "cache", "namespace": "shop"},
+            "spec": {"replicas": replicas}, "status": {"replicas": replicas}
+        }))
+    }
+
+    /// The stale-cache stall after an API server restart: the watch did not deliver
+    /// our write of 5, and every tick read 3 and wrote 5 again. After a write, a
+    /// cache that still shows the replaced value is not trusted.
+    #[tokio::test]
+    async fn a_read_after_our_write_asks_the_api_server_until_the_cache_shows_it() {
+        use http::{Method, Request, Response};
+        use kube::client::Body;
+        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let client = kube::Client::new(service, "default");
+        let (store, mut writer) = reflector::store::<Deployment>();
+        writer.apply_watcher_event(&Event::Apply(deployment("shop", "cache", 3)));
+        let stale_reads = Counter::default();
+        let scaler = Scaler::with_cache(
+            client,
+            ReplicaCache {
+                deployments: Some(store),
+                statefulsets: None,
+            },
+            stale_reads.clone(),
+        );
+        let cache = target("apps/v1", "Deployment", "cache");
+        let server = tokio::spawn(async move {
+            let scale_path = "/apis/apps/v1/namespaces/shop/deployments/cache/scale";
+            let (request, respond) = handle.next_request().await.expect("discovery");
+            assert_eq!(request.uri().path(), "/apis/apps/v1");
+            respond.send_response(json_response(json!({
+                "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "apps/v1",
+                "resources": [
+                    {"name": "deployments", "singularName": "deployment", "namespaced": true,
+                     "kind": "Deployment", "verbs": ["get", "list", "watch", "patch"]},
+                    {"name": "deployments/scale", "singularName": "", "namespaced": true,
+                     "group": "autoscaling", "version": "v1", "kind": "Scale",
+                     "verbs": ["get", "patch", "update"]}
+                ]
+            })));
+            let (request, respond) = handle.next_request().await.expect("the write");
+            assert_eq!(
+                (request.method(), request.uri().path()),
+                (&Method::PATCH, scale_path)
+            );
+            respond.send_response(scale(5));
+            // Two reads while the cache still shows 3: both go to the API server.
+            for _ in 0..2 {
+                let (request, respond) = handle.next_request().await.expect("a direct read");
+                assert_eq!(
+                    (request.method(), request.uri().path()),
+                    (&Method::GET, scale_path)
+                );
+                respond.send_response(scale(5));
+            }
+            // Dropping the handle fails any further request.
+        });
+        scaler.write("shop", &cache, None, 5).await.unwrap();
+        assert_eq!(scaler.read("shop", &cache, None).await.unwrap(), 5);
+        assert_eq!(scaler.read("shop", &cache, None).await.unwrap(), 5);
+        assert_eq!(stale_reads.get(), 2);
+        server.await.unwrap();
+        // The watch delivers the write: the cache is trusted again, with no request.
+        writer.apply_watcher_event(&Event::Apply(deployment("shop", "cache", 5)));
+        assert_eq!(scaler.read("shop", &cache, None).await.unwrap(), 5);
+        // And stays trusted when it later moves (an out-of-band change).
+        writer.apply_watcher_event(&Event::Apply(deployment("shop", "cache", 3)));
+        assert_eq!(scaler.read("shop", &cache, None).await.unwrap(), 3);
+        assert_eq!(stale_reads.get(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_cache_that_moved_past_our_write_is_trusted() {
+        let scaler = Scaler::new(kube::Client::new(
+            tower_test::mock::pair::<
+                http::Request<kube::client::Body>,
+                http::Response<kube::client::Body>,
+            >()
+            .0,
+            "default",
+        ));
+        let key = Scaler::target_key("shop", &target("apps/v1", "Deployment", "cache"));
+        scaler
+            .unconfirmed
+            .lock()
+            .unwrap()
+            .insert(key.clone(), Unconfirmed { value: 5, stale: 3 });
+        assert_eq!(
+            scaler.unconfirmed_write(&key, 3),
+            Some(5),
+            "still the replaced value"
+        );
+        assert_eq!(
+            scaler.unconfirmed_write(&key, 7),
+            None,
+            "someone else's change after ours"
+        );
+        assert_eq!(
+            scaler.unconfirmed_write(&key, 3),
+            None,
+            "forgotten once trusted"
         );
     }
 }

@@ -15,19 +15,20 @@
 pub mod apply;
 pub mod fetch;
 pub mod report;
+pub mod watches;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{StreamExt, future};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher::{self, DefaultBackoff};
 use kube::{Api, Client, Resource, ResourceExt};
 use tokio::sync::watch;
 use tracing::{Instrument, debug, error, info, info_span, warn};
@@ -43,6 +44,7 @@ use crate::telemetry::{
     CategoryLabels, Direction, DirectionLabels, Metrics, PolicyDirectionLabels,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use watches::WatchHealth;
 
 /// Operator settings (from `ballast run`'s flags).
 #[derive(Clone, Debug)]
@@ -131,10 +133,16 @@ pub struct Context {
     /// not trusted.
     epoch: AtomicU64,
     state: Mutex<HashMap<String, PolicyState>>,
+    /// Every cache a tick reads has its initial list: no tick before.
+    synced: AtomicBool,
+    /// The leader Lease has been read once (so `is_leader` means something).
+    lease_read: AtomicBool,
 }
 
 /// `next_due` of a policy that waits for a spec change (invalid spec).
 const NEVER: i64 = i64::MAX / 2;
+/// How often a policy seen before the caches synced asks again.
+const UNSYNCED_RETRY: Duration = Duration::from_millis(200);
 
 pub fn now_ms() -> i64 {
     jiff::Timestamp::now().as_millisecond()
@@ -154,7 +162,7 @@ impl Context {
         replicas: ReplicaCache,
     ) -> Self {
         Self {
-            scaler: Scaler::with_cache(client.clone(), replicas),
+            scaler: Scaler::with_cache(client.clone(), replicas, metrics.stale_cache_reads.clone()),
             client,
             sources,
             metrics,
@@ -163,6 +171,8 @@ impl Context {
             lease_valid_until: AtomicI64::new(0),
             epoch: AtomicU64::new(0),
             state: Mutex::new(HashMap::new()),
+            synced: AtomicBool::new(false),
+            lease_read: AtomicBool::new(false),
         }
     }
 
@@ -298,6 +308,10 @@ pub async fn reconcile(
             return Ok(Action::await_change());
         }
     };
+    if !ctx.synced.load(Ordering::Relaxed) {
+        // Not even scheduled yet: the first tick is at the sync, not before it.
+        return Ok(Action::requeue(UNSYNCED_RETRY));
+    }
     let namespace = policy
         .namespace()
         .ok_or_else(|| Error::NotNamespaced(policy.name_any()))?;
@@ -713,7 +727,7 @@ async fn watch_lease(
         Api::namespaced(ctx.client.clone(), &namespace);
     let every = (duration / 6).max(Duration::from_millis(500));
     loop {
-        match api.get_opt(crate::api::conditions::LEASE_NAME).await {
+        let read = match api.get_opt(crate::api::conditions::LEASE_NAME).await {
             Ok(Some(lease)) => {
                 let spec = lease.spec.unwrap_or_default();
                 let ours = spec.holder_identity.as_deref() == Some(ctx.identity.as_str());
@@ -729,9 +743,19 @@ async fn watch_lease(
                     }
                     _ => ctx.lease_valid_until.store(0, Ordering::Relaxed),
                 }
+                true
             }
-            Ok(None) => ctx.lease_valid_until.store(0, Ordering::Relaxed),
-            Err(e) => debug!(error = %e, "reading the leader lease"),
+            Ok(None) => {
+                ctx.lease_valid_until.store(0, Ordering::Relaxed);
+                true
+            }
+            Err(e) => {
+                debug!(error = %e, "reading the leader lease");
+                false
+            }
+        };
+        if read {
+            ctx.lease_read.store(true, Ordering::Relaxed);
         }
         // Read again on schedule, or at once when the lease manager reports a change.
         tokio::select! {
@@ -781,12 +805,11 @@ fn target_mapper<K: Resource + ResourceExt>(
     }
 }
 
-/// A watch of every `K` in the cluster into a store, each object cut down by `trim`
-/// first (the caches only keep what a tick reads; memory grows with the number of
-/// policies), and the stream of applied objects that triggers the controller. The
-/// controller applies its trigger backoff to the stream.
-fn trimmed_reflector<K>(
+/// [`watches::reflect`] over every `K` in the cluster, with the default backoff.
+fn reflect_all<K>(
     client: &Client,
+    metrics: &Arc<Metrics>,
+    name: &'static str,
     trim: fn(&mut K),
 ) -> (
     Store<K>,
@@ -801,13 +824,46 @@ where
         + Sync
         + 'static,
 {
-    let (store, writer) = reflector::store::<K>();
-    let stream = reflector::reflector(
-        writer,
-        watcher(Api::<K>::all(client.clone()), watcher::Config::default()).modify(trim),
+    watches::reflect(
+        Api::<K>::all(client.clone()),
+        trim,
+        DefaultBackoff::default(),
+        WatchHealth::new(name, metrics.clone()),
     )
-    .applied_objects();
-    (store, stream)
+}
+
+/// The stores a tick reads, waited on together before the first tick.
+struct SyncedCaches {
+    policies: Store<DeserializeGuard<CustomScalingPolicy>>,
+    sources: Store<ClusterMetricsSource>,
+    deployments: Store<Deployment>,
+    statefulsets: Store<StatefulSet>,
+}
+
+impl SyncedCaches {
+    async fn wait(&self, ctx: &Context) {
+        // Re-poll: kube's readiness future keeps only the last waiter's waker, and
+        // the controller waits on the same store, so a single await can sleep forever.
+        async fn ready<K>(name: &str, store: &Store<K>)
+        where
+            K: Resource + Clone + 'static,
+            K::DynamicType: Eq + std::hash::Hash + Clone,
+        {
+            while tokio::time::timeout(Duration::from_millis(500), store.wait_until_ready())
+                .await
+                .is_err()
+            {}
+            debug!(cache = name, "synced");
+        }
+        ready("policies", &self.policies).await;
+        ready("sources", &self.sources).await;
+        ready("deployments", &self.deployments).await;
+        ready("statefulsets", &self.statefulsets).await;
+        while !ctx.lease_read.load(Ordering::Relaxed) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        debug!("leader lease read");
+    }
 }
 
 /// Everything `ballast run` starts, wired together. Returns when shut down.
@@ -834,25 +890,13 @@ pub async fn run(
     let (leader_rx, lease_task) = lease.watch().await;
 
     // Metrics sources: a reflector over ClusterMetricsSources feeds the registry.
-    let (source_store, source_writer) = reflector::store::<ClusterMetricsSource>();
-    let source_stream = reflector::reflector(
-        source_writer,
-        watcher(
-            Api::<ClusterMetricsSource>::all(client.clone()),
-            watcher::Config::default(),
-        ),
-    )
-    .default_backoff()
-    .touched_objects();
-    tokio::spawn(async move {
-        source_stream
-            .for_each(|r| async move {
-                if let Err(e) = r {
-                    warn!(error = %e, "watching ClusterMetricsSources");
-                }
-            })
-            .await;
-    });
+    let (source_store, source_stream) = watches::reflect(
+        Api::<ClusterMetricsSource>::all(client.clone()),
+        |s: &mut ClusterMetricsSource| s.metadata.managed_fields = None,
+        DefaultBackoff::default(),
+        WatchHealth::new("sources", metrics.clone()),
+    );
+    tokio::spawn(source_stream.for_each(|_| future::ready(())));
     let sources = Registry::new(
         client.clone(),
         source_store.clone(),
@@ -864,23 +908,25 @@ pub async fn run(
     // Targets' replicas come from these watch caches (the same watches that catch
     // out-of-band changes), not a /scale GET per tick. Only what a tick reads is
     // kept: pod templates, status and managed fields are dropped to save memory.
-    let (deployment_store, deployments) = trimmed_reflector(&client, |d: &mut Deployment| {
-        d.managed_fields_mut().clear();
-        d.annotations_mut().clear();
-        d.status = None;
-        if let Some(spec) = d.spec.as_mut() {
-            spec.template = Default::default();
-        }
-    });
-    let (statefulset_store, statefulsets) = trimmed_reflector(&client, |s: &mut StatefulSet| {
-        s.managed_fields_mut().clear();
-        s.annotations_mut().clear();
-        s.status = None;
-        if let Some(spec) = s.spec.as_mut() {
-            spec.template = Default::default();
-            spec.volume_claim_templates = None;
-        }
-    });
+    let (deployment_store, deployments) =
+        reflect_all(&client, &metrics, "deployments", |d: &mut Deployment| {
+            d.managed_fields_mut().clear();
+            d.annotations_mut().clear();
+            d.status = None;
+            if let Some(spec) = d.spec.as_mut() {
+                spec.template = Default::default();
+            }
+        });
+    let (statefulset_store, statefulsets) =
+        reflect_all(&client, &metrics, "statefulsets", |s: &mut StatefulSet| {
+            s.managed_fields_mut().clear();
+            s.annotations_mut().clear();
+            s.status = None;
+            if let Some(spec) = s.spec.as_mut() {
+                spec.template = Default::default();
+                spec.volume_claim_templates = None;
+            }
+        });
     let ctx = Arc::new(Context::new(
         client.clone(),
         sources,
@@ -888,8 +934,8 @@ pub async fn run(
         config.identity.clone(),
         leader_rx.clone(),
         ReplicaCache {
-            deployments: Some(deployment_store),
-            statefulsets: Some(statefulset_store),
+            deployments: Some(deployment_store.clone()),
+            statefulsets: Some(statefulset_store.clone()),
         },
     ));
 
@@ -921,12 +967,16 @@ pub async fn run(
 
     // The policy cache without managedFields (a third of a policy's size once
     // kubectl and our status writes have both touched it): memory grows with N.
-    let (policy_store, policy_stream) =
-        trimmed_reflector(&client, |g: &mut DeserializeGuard<CustomScalingPolicy>| {
+    let (policy_store, policy_stream) = reflect_all(
+        &client,
+        &metrics,
+        "policies",
+        |g: &mut DeserializeGuard<CustomScalingPolicy>| {
             if let Ok(p) = g.0.as_mut() {
                 p.metadata.managed_fields = None;
             }
-        });
+        },
+    );
     let controller = Controller::for_stream(policy_stream, policy_store)
         .with_config(kube::runtime::controller::Config::default().concurrency(config.concurrency));
     let store = controller.store();
@@ -950,24 +1000,21 @@ pub async fn run(
             ),
         );
 
-    // Ready once the policy and source caches are synced.
+    // No tick before every cache has its initial list and the Lease has been read
+    // once: a first tick on empty caches reports sources that exist as missing and
+    // targets as unknown. `/readyz` says ready at the same moment.
     {
-        let (store, sources, health) = (store.clone(), source_store.clone(), health.clone());
+        let caches = SyncedCaches {
+            policies: store.clone(),
+            sources: source_store.clone(),
+            deployments: deployment_store.clone(),
+            statefulsets: statefulset_store.clone(),
+        };
+        let (ctx, health) = (ctx.clone(), health.clone());
         tokio::spawn(async move {
-            // Re-poll: kube's readiness future keeps only the last waiter's waker, and
-            // the controller waits on the same store, so a single await can sleep forever.
-            while tokio::time::timeout(Duration::from_millis(500), store.wait_until_ready())
-                .await
-                .is_err()
-            {}
-            debug!("policy cache synced");
-            while tokio::time::timeout(Duration::from_millis(500), sources.wait_until_ready())
-                .await
-                .is_err()
-            {}
-            health
-                .ready
-                .store(true, std::sync::atomic::Ordering::Relaxed);
+            caches.wait(&ctx).await;
+            ctx.synced.store(true, Ordering::Relaxed);
+            health.ready.store(true, Ordering::Relaxed);
             info!("caches synced; ready");
         });
     }
@@ -1068,5 +1115,86 @@ pub async fn termination() {
     tokio::select! {
         _ = term.recv() => info!("SIGTERM: shutting down"),
         _ = tokio::signal::ctrl_c() => info!("interrupt: shutting down"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::{Request, Response};
+    use kube::client::Body;
+    use kube::runtime::reflector;
+
+    fn policy() -> CustomScalingPolicy {
+        serde_yaml::from_str(
+            r#"
+apiVersion: autoscaling.ballast.dev/v1alpha1
+kind: CustomScalingPolicy
+metadata: {name: p, namespace: ns, uid: u-1, generation: 1}
+spec:
+  targetRef: {apiVersion: apps/v1, kind: Deployment, name: web}
+  maxReplicas: 10
+  metrics:
+    - name: m
+      query: up
+      target: {type: AverageValue, averageValue: "100"}
+"#,
+        )
+        .expect("policy")
+    }
+
+    fn context(client: Client) -> Arc<Context> {
+        let (sources, _) = reflector::store::<ClusterMetricsSource>();
+        let registry = Registry::new(client.clone(), sources, SourceDefaults::default(), None)
+            .expect("registry");
+        let (_, leader) = watch::channel(false);
+        Arc::new(Context::new(
+            client,
+            registry,
+            Arc::new(Metrics::new()),
+            "test".into(),
+            leader,
+            ReplicaCache::default(),
+        ))
+    }
+
+    /// `make demo` showed `SourceNotFound` for a source created before the
+    /// operator started: the first tick ran on an empty source cache.
+    #[tokio::test]
+    async fn no_policy_is_evaluated_before_the_caches_have_synced() {
+        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let ctx = context(Client::new(service, "default"));
+        let guard = Arc::new(DeserializeGuard(Ok(policy())));
+
+        let action = reconcile(guard.clone(), ctx.clone())
+            .await
+            .expect("reconcile");
+        assert_eq!(action, Action::requeue(UNSYNCED_RETRY));
+        assert!(
+            ctx.state.lock().unwrap().is_empty(),
+            "not even scheduled: the first tick is due at the sync"
+        );
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), handle.next_request())
+                .await
+                .is_err(),
+            "nothing asked of the API server"
+        );
+
+        // Once synced, the same reconcile ticks (and reads the target).
+        ctx.synced.store(true, Ordering::Relaxed);
+        let tick = tokio::spawn(reconcile(guard, ctx.clone()));
+        let (request, _respond) =
+            tokio::time::timeout(Duration::from_secs(5), handle.next_request())
+                .await
+                .expect("a request once synced")
+                .expect("a request");
+        assert_eq!(
+            request.uri().path(),
+            "/apis/apps/v1",
+            "discovery of the target's kind"
+        );
+        assert!(ctx.state.lock().unwrap().contains_key("ns/p"));
+        tick.abort();
     }
 }

@@ -67,6 +67,34 @@ impl QueryError {
         }
     }
 
+    /// The error as a fact about the source (address, HTTP status, transport
+    /// cause), without the query that met it. A source is shared by policies in
+    /// many namespaces and its last error is shown to all of them, so it must not
+    /// carry one policy's query into another's status or Events.
+    pub fn source_message(&self) -> String {
+        match self {
+            QueryError::QueryPrometheus {
+                address, source, ..
+            } => format!(
+                "querying Prometheus at {address}: {source}{}",
+                cause(source)
+            ),
+            QueryError::TooManySeries { count, .. } => {
+                format!("a query returned {count} series")
+            }
+            QueryError::UnexpectedResult { kind, .. } => {
+                format!("a query returned a {kind} result")
+            }
+            QueryError::Address { .. }
+            | QueryError::CaBundle(_)
+            | QueryError::HttpClient(_)
+            | QueryError::HttpStatus { .. }
+            | QueryError::BodyTooLarge { .. }
+            | QueryError::ReadBody { .. }
+            | QueryError::Decode { .. } => self.to_string(),
+        }
+    }
+
     /// A short, bounded label for Events and metrics.
     pub fn category(&self) -> &'static str {
         match self {

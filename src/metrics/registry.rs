@@ -116,7 +116,7 @@ impl SourceHandle {
                 Outcome::Reading(reading)
             }
             Err(error) if error.is_source_failure() => {
-                breaker.note_error(error.to_string());
+                breaker.note_error(error.source_message());
                 let opened_circuit = breaker.failure(now);
                 Outcome::Failed {
                     error,
@@ -344,5 +344,41 @@ pub fn short_kube_error(e: &kube::Error) -> String {
     match e {
         kube::Error::Api(status) => format!("{} ({})", status.reason, status.code),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A shared source's last error reached another namespace's status with the
+    /// query of the policy that met it (a connection reset).
+    #[tokio::test]
+    async fn a_sources_last_error_never_carries_a_query() {
+        // Nothing listens on port 1 of loopback: a real refused connection.
+        let defaults = SourceDefaults::default();
+        let source = SourceHandle {
+            name: "shared".into(),
+            generation: None,
+            built_at: std::time::Instant::now(),
+            client: Prometheus::new("http://127.0.0.1:1", None, Duration::from_secs(2))
+                .expect("client"),
+            allowed: vec!["*".into()],
+            max_bytes: defaults.max_response_bytes,
+            breaker: Arc::new(Mutex::new(breaker_for("shared", &defaults, None))),
+        };
+        let query = r#"sum(rate(secret_marker_b{team="b"}[1m]))"#;
+        let Outcome::Failed { error, .. } = source.query(query, 0).await else {
+            panic!("a refused connection fails the query");
+        };
+        assert!(
+            error.to_string().contains("secret_marker_b"),
+            "the policy's own error names its query: {error}"
+        );
+        let last = source
+            .last_error()
+            .expect("the source keeps its last error");
+        assert!(!last.contains("secret_marker_b"), "{last}");
+        assert!(last.contains("127.0.0.1:1"), "it names the source: {last}");
     }
 }

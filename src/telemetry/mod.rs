@@ -73,6 +73,19 @@ pub struct AdmissionLabels {
     pub result: String,
 }
 
+/// One of the operator's watches (`policies`, `sources`, `deployments`,
+/// `statefulsets`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WatchLabels {
+    pub watch: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WatchErrorLabels {
+    pub watch: String,
+    pub category: String,
+}
+
 type FloatGauge = Gauge<f64, AtomicU64>;
 
 /// Every metric the operator exports.
@@ -105,6 +118,10 @@ pub struct Metrics {
     pub admission_reviews: Family<AdmissionLabels, Counter>,
     pub admission_duration: Histogram,
     pub webhook_cert_expiry: FloatGauge,
+    pub watch_up: Family<WatchLabels, Gauge>,
+    pub watch_errors: Family<WatchErrorLabels, Counter>,
+    pub watch_outage: Family<WatchLabels, Histogram>,
+    pub stale_cache_reads: Counter,
 }
 
 fn seconds_histogram() -> Histogram {
@@ -151,6 +168,13 @@ impl Metrics {
             admission_reviews: Family::default(),
             admission_duration: seconds_histogram(),
             webhook_cert_expiry: FloatGauge::default(),
+            watch_up: Family::default(),
+            watch_errors: Family::default(),
+            // Outages last from a second (a restart) to minutes.
+            watch_outage: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.5, 2.0, 12))
+            }),
+            stale_cache_reads: Counter::default(),
             registry: Registry::with_prefix("ballast"),
         };
         m.registry.register(
@@ -287,6 +311,26 @@ impl Metrics {
             "webhook_certificate_expiry_timestamp_seconds",
             "When the webhook's serving certificate expires (Unix time)",
             m.webhook_cert_expiry.clone(),
+        );
+        m.registry.register(
+            "watch_up",
+            "1 while a watch (policies, sources, deployments, statefulsets) is established; 0 while it fails and retries, its cache possibly stale",
+            m.watch_up.clone(),
+        );
+        m.registry.register(
+            "watch_errors",
+            "Watch failures by watch and category (Connection, Unauthorized, Forbidden, Expired, ApiError)",
+            m.watch_errors.clone(),
+        );
+        m.registry.register(
+            "watch_outage_seconds",
+            "How long a watch was down, observed when it is back",
+            m.watch_outage.clone(),
+        );
+        m.registry.register(
+            "stale_cache_reads",
+            "Replica reads where the watch cache had not shown the operator's own last write, so /scale was read directly",
+            m.stale_cache_reads.clone(),
         );
         m
     }
