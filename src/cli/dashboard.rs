@@ -178,15 +178,25 @@ pub fn substitute(expr: &str, vars: &BTreeMap<String, String>, step_secs: i64) -
 }
 
 /// A series' name in the legend: the target's `legendFormat` with `{{label}}`
-/// filled in, else the labels that are not the metric name.
+/// filled in (a label the series lacks is empty, as in Grafana), else the labels
+/// that are not the metric name.
 pub fn legend(format: Option<&str>, labels: &Labels) -> String {
     match format {
         Some(f) => {
-            let mut out = f.to_string();
-            for (k, v) in labels {
-                out = out.replace(&format!("{{{{{k}}}}}"), v);
+            let mut out = String::new();
+            let mut rest = f;
+            while let Some(open) = rest.find("{{") {
+                let Some(close) = rest[open + 2..].find("}}") else {
+                    break;
+                };
+                out.push_str(&rest[..open]);
+                let name = rest[open + 2..open + 2 + close].trim();
+                out.push_str(labels.get(name).map_or("", String::as_str));
+                rest = &rest[open + 2 + close + 2..];
             }
-            out
+            out.push_str(rest);
+            let out = out.trim().to_string();
+            if out.is_empty() { "value".into() } else { out }
         }
         None => {
             let parts: Vec<String> = labels
@@ -509,5 +519,9 @@ mod tests {
         assert_eq!(legend(None, &bare), "value");
         let name_only: Labels = [("__name__".to_string(), "up".to_string())].into();
         assert_eq!(legend(None, &name_only), "up");
+        // A label the series lacks is empty, never a literal `{{category}}`.
+        assert_eq!(legend(Some("{{category}}"), &bare), "value");
+        assert_eq!(legend(Some("{{source}} {{category}}"), &labels), "prom");
+        assert_eq!(legend(Some("{{ job }}: {{"), &labels), "ballast: {{");
     }
 }
