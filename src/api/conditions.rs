@@ -35,4 +35,7 @@ pub mod reasons {
     // Node pool.
     pub const NODE_POOL_SCALE_DOWN_DELAYED: &str = "NodePoolScaleDownDelayed";
     pub const POD_DOES_NOT_FIT: &str = "PodDoesNotFit";
+    /// The workload needs more nodes than `maxNodes`: the pool is held at its cap
+    /// (and, with `capReplicas`, the workload at what the cap holds).
+    pub const NODE_POOL_AT_MAX: &str = "NodePoolAtMax";
 }

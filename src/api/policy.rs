@@ -324,6 +324,15 @@ pub struct NodePool {
     /// (default `10m`).
     #[serde(default = "default_scale_down_delay")]
     pub scale_down_delay: Duration,
+    /// Cap the workload's replicas at what `maxNodes` nodes can hold
+    /// (`maxNodes` × pods per node), so it is not grown into Pending pods (default
+    /// false). Off by default because pods per node is an estimate (from
+    /// `podsPerNode` or requests against `nodeAllocatable`): other pods on the
+    /// nodes, or a cluster autoscaler adding nodes outside this pool, can make the
+    /// real capacity differ. Either way, a pool held at `maxNodes` shows as
+    /// `ScalingLimited=True` and `NodePoolReady=False` with reason `NodePoolAtMax`.
+    #[serde(default)]
+    pub cap_replicas: bool,
 }
 
 fn default_scale_down_delay() -> Duration {

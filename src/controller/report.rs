@@ -157,25 +157,27 @@ pub fn conditions(
         generation,
     ));
 
-    // ScalingLimited
+    // ScalingLimited: a bound or rate on the workload, or a node pool held at
+    // maxNodes below what the workload needs.
     if let Some(d) = decision {
-        let limited = matches!(
-            d.reason,
-            reasons::TOO_MANY_REPLICAS
+        let pool_at_max = d.nodes.as_ref().and_then(|n| n.at_max.as_ref());
+        let (limited, reason, message) = match (d.reason, pool_at_max) {
+            (
+                r @ (reasons::TOO_MANY_REPLICAS
                 | reasons::TOO_FEW_REPLICAS
                 | reasons::SCALE_UP_LIMIT
                 | reasons::SCALE_DOWN_LIMIT
-        );
-        let reason = if limited {
-            d.reason
-        } else {
-            reasons::DESIRED_WITHIN_RANGE
+                | reasons::NODE_POOL_AT_MAX),
+                _,
+            ) => (true, r, d.message.clone()),
+            (_, Some(at_max)) => (true, reasons::NODE_POOL_AT_MAX, at_max.message.clone()),
+            _ => (false, reasons::DESIRED_WITHIN_RANGE, d.message.clone()),
         };
         out.push(condition(
             types::SCALING_LIMITED,
             limited,
             reason,
-            d.message.clone(),
+            message,
             now,
             generation,
         ));
@@ -190,6 +192,9 @@ pub fn conditions(
             (Some(Err(e)), _) => (false, e.category(), e.to_string()),
             (_, Some(n)) if n.reason == reasons::POD_DOES_NOT_FIT => {
                 (false, n.reason, n.message.clone())
+            }
+            (_, Some(n)) if let Some(at_max) = &n.at_max => {
+                (false, reasons::NODE_POOL_AT_MAX, at_max.message.clone())
             }
             (_, Some(n)) => (true, n.reason, n.message.clone()),
             _ => (false, "Unknown", "no node-pool decision yet".to_string()),
@@ -570,6 +575,45 @@ pub fn events(
             });
         }
     }
+    // The node pool reaching maxNodes below what the workload needs, and leaving it.
+    if let (Some(pool), Some(nodes)) = (
+        policy.spec.node_pool.as_ref(),
+        decision.and_then(|d| d.nodes.as_ref()),
+    ) {
+        let was_at_max = policy
+            .status
+            .as_ref()
+            .and_then(|s| {
+                s.conditions
+                    .iter()
+                    .find(|c| c.type_ == types::NODE_POOL_READY)
+            })
+            .is_some_and(|c| c.reason == reasons::NODE_POOL_AT_MAX);
+        let pool_name = format!("{}/{}", pool.target_ref.kind, pool.target_ref.name);
+        match (&nodes.at_max, was_at_max) {
+            (Some(at_max), false) => out.push(Event {
+                type_: EventType::Warning,
+                reason: reasons::NODE_POOL_AT_MAX.into(),
+                note: Some(truncate(
+                    format!("node pool {pool_name} is at maxNodes: {}", at_max.message),
+                    1000,
+                )),
+                action: "ScaleNodePool".into(),
+                secondary: None,
+            }),
+            (None, true) => out.push(Event {
+                type_: EventType::Normal,
+                reason: "NodePoolWithinMax".into(),
+                note: Some(format!(
+                    "node pool {pool_name} holds the workload again: {} nodes needed, maxNodes {}",
+                    nodes.needed, pool.max_nodes
+                )),
+                action: "ScaleNodePool".into(),
+                secondary: None,
+            }),
+            _ => {}
+        }
+    }
     for source in fetched
         .metrics
         .iter()
@@ -661,6 +705,15 @@ pub fn record_metrics(
     m.scaling_limited
         .get_or_create(&labels)
         .set(is_true(types::SCALING_LIMITED));
+    if policy.spec.node_pool.is_some() {
+        let at_max = status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == types::NODE_POOL_READY && c.reason == reasons::NODE_POOL_AT_MAX);
+        m.node_pool_at_max
+            .get_or_create(&labels)
+            .set(i64::from(at_max));
+    }
     m.last_evaluation
         .get_or_create(&labels)
         .set(now as f64 / 1000.0);
@@ -782,5 +835,123 @@ spec:
             worth_writing(&status(3, 3, 300.0, &[]), None, &p),
             "nothing stored yet"
         );
+    }
+
+    /// The acceptance finding: 8 replicas asked, `podsPerNode: 2, maxNodes: 2`,
+    /// reported as `NodePoolReady=True/DesiredWithinRange`, `ScalingLimited=False`.
+    fn pool_policy() -> CustomScalingPolicy {
+        serde_yaml::from_str(
+            r#"
+apiVersion: autoscaling.ballast.dev/v1alpha1
+kind: CustomScalingPolicy
+metadata: {name: cache, namespace: ns, generation: 1}
+spec:
+  targetRef: {apiVersion: apps/v1, kind: Deployment, name: cache}
+  maxReplicas: 10
+  metrics:
+    - name: load
+      query: up
+      target: {type: AverageValue, averageValue: "1"}
+  behavior:
+    scaleUp: {policies: [{type: Pods, value: 10, periodSeconds: 15}]}
+  nodePool:
+    targetRef: {apiVersion: cluster.x-k8s.io/v1beta1, kind: MachineDeployment, name: pool}
+    podsPerNode: 2
+    maxNodes: 2
+"#,
+        )
+        .expect("policy")
+    }
+
+    fn pool_tick(policy: &CustomScalingPolicy, current: u32, load: f64) -> (Fetched, Decision) {
+        let sample = crate::engine::Sample {
+            value: load,
+            time: 0,
+        };
+        let fetched = Fetched {
+            current_replicas: Ok(current),
+            metrics: vec![super::super::fetch::MetricRead {
+                name: "load".into(),
+                sample: Some(sample),
+                missing: None,
+                opened_circuit: None,
+            }],
+            current_nodes: Some(Ok(2)),
+            pod_requests: None,
+        };
+        let decision = crate::engine::decide(&crate::engine::Input {
+            spec: &policy.spec,
+            now: 0,
+            current_replicas: current,
+            samples: &[Some(sample)],
+            history: &Default::default(),
+            current_nodes: Some(2),
+            pod_requests: None,
+        });
+        (fetched, decision)
+    }
+
+    fn find<'a>(conditions: &'a [Condition], type_: &str) -> &'a Condition {
+        conditions
+            .iter()
+            .find(|c| c.type_ == type_)
+            .expect("condition")
+    }
+
+    #[test]
+    fn a_node_pool_held_at_max_nodes_limits_scaling_and_is_not_ready() {
+        let mut p = pool_policy();
+        let (fetched, d) = pool_tick(&p, 4, 8.0);
+        assert_eq!(d.desired_replicas, 8);
+        let conds = super::conditions(&p, &fetched, Some(&d), &Applied::default(), 0);
+        let limited = find(&conds, types::SCALING_LIMITED);
+        assert_eq!(
+            (limited.status.as_str(), limited.reason.as_str()),
+            ("True", reasons::NODE_POOL_AT_MAX)
+        );
+        assert!(
+            limited.message.contains("needs 4 nodes for 8 replicas"),
+            "{}",
+            limited.message
+        );
+        assert!(
+            limited.message.contains("4 replicas fit"),
+            "{}",
+            limited.message
+        );
+        let pool = find(&conds, types::NODE_POOL_READY);
+        assert_eq!(
+            (pool.status.as_str(), pool.reason.as_str()),
+            ("False", reasons::NODE_POOL_AT_MAX)
+        );
+        // One Warning when it starts...
+        let first = events(&p, &fetched, Some(&d), &Applied::default());
+        let at_max: Vec<_> = first
+            .iter()
+            .filter(|e| e.reason == reasons::NODE_POOL_AT_MAX)
+            .collect();
+        assert_eq!(at_max.len(), 1);
+        assert_eq!(at_max[0].type_, EventType::Warning);
+        // ...none while it lasts...
+        p.status = Some(CustomScalingPolicyStatus {
+            conditions: conds,
+            ..Default::default()
+        });
+        let (fetched, d) = pool_tick(&p, 8, 8.0);
+        assert!(
+            events(&p, &fetched, Some(&d), &Applied::default())
+                .iter()
+                .all(|e| e.reason != reasons::NODE_POOL_AT_MAX)
+        );
+        // ...and a Normal one when the workload fits again.
+        let (fetched, d) = pool_tick(&p, 4, 4.0);
+        let ended: Vec<_> = events(&p, &fetched, Some(&d), &Applied::default())
+            .into_iter()
+            .filter(|e| e.reason == "NodePoolWithinMax")
+            .collect();
+        assert_eq!(ended.len(), 1, "the limit ended");
+        let conds = super::conditions(&p, &fetched, Some(&d), &Applied::default(), 0);
+        assert_eq!(find(&conds, types::NODE_POOL_READY).status, "True");
+        assert_eq!(find(&conds, types::SCALING_LIMITED).status, "False");
     }
 }

@@ -222,9 +222,12 @@ pub fn decide(input: &Input<'_>) -> Decision {
         };
     }
 
+    // The pool is sized (and says whether it is at maxNodes) for what the workload
+    // asks, before any cap below.
+    let asked = decision.desired_replicas;
+    cap_to_node_pool(input, current, &mut decision);
     history::record_scale_event(&mut next, now, current, decision.desired_replicas);
-    let desired = decision.desired_replicas;
-    decision.nodes = node_decision(input, desired, &mut next, false);
+    decision.nodes = node_decision(input, asked, &mut next, false);
     history::prune(&mut next, now, rules.horizon_millis());
     decision.history = next;
     decision
@@ -309,6 +312,32 @@ fn data_state(missing: usize, total: usize, fallback: bool) -> Data {
     }
 }
 
+/// `nodePool.capReplicas`: never grow the workload past what `maxNodes` nodes hold
+/// (it would only add Pending pods). Growth only: replicas already above the cap
+/// stay until the metrics bring them down, and `minReplicas` still wins.
+fn cap_to_node_pool(input: &Input<'_>, current: u32, decision: &mut Decision) {
+    let Some(pool) = input.spec.node_pool.as_ref().filter(|p| p.cap_replicas) else {
+        return;
+    };
+    let Ok(per_node) = nodepool::pods_per_node(pool, input.pod_requests) else {
+        return;
+    };
+    let cap = nodepool::replicas_that_fit(pool, per_node);
+    let desired = decision.desired_replicas;
+    if desired <= cap {
+        return;
+    }
+    let capped = cap.max(current.min(desired)).max(input.spec.min_replicas);
+    if capped < desired {
+        decision.desired_replicas = capped;
+        decision.reason = reasons::NODE_POOL_AT_MAX;
+        decision.message = format!(
+            "holding at {capped} instead of {desired} replicas (nodePool.capReplicas): maxNodes {} x {per_node} pods per node hold {cap}",
+            pool.max_nodes
+        );
+    }
+}
+
 fn node_decision(
     input: &Input<'_>,
     desired: u32,
@@ -325,6 +354,7 @@ fn node_decision(
             order: Order::Unchanged,
             reason: reasons::PAUSED,
             message: "policy is paused: node pool held".into(),
+            at_max: None,
         });
     }
     let (decision, since) = nodepool::decide_nodes(

@@ -36,6 +36,59 @@ pub struct NodeDecision {
     pub order: Order,
     pub reason: &'static str,
     pub message: String,
+    /// Set when the workload needs more nodes than `maxNodes`.
+    pub at_max: Option<AtMax>,
+}
+
+/// The pool is held at `maxNodes` below what the workload needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AtMax {
+    /// Nodes the workload needs (with headroom), beyond the bound.
+    pub wanted: u32,
+    pub max_nodes: u32,
+    /// Replicas the workload is sized for.
+    pub replicas: u32,
+    /// Replicas `maxNodes` nodes hold (`maxNodes` × pods per node).
+    pub fit: u32,
+    /// The same, said for people (condition messages, Events).
+    pub message: String,
+}
+
+impl AtMax {
+    fn new(
+        wanted: u32,
+        max_nodes: u32,
+        replicas: u32,
+        fit: u32,
+        per_node: u32,
+        headroom: u32,
+    ) -> Self {
+        let message = format!(
+            "the workload needs {wanted} nodes for {replicas} replicas at {per_node} per node (+{headroom} headroom) but maxNodes is {max_nodes}: {fit} replicas fit, {} may stay Pending",
+            replicas.saturating_sub(fit)
+        );
+        Self {
+            wanted,
+            max_nodes,
+            replicas,
+            fit,
+            message,
+        }
+    }
+}
+
+/// Replicas `maxNodes` nodes hold, when pods per node is known.
+pub fn replicas_that_fit(pool: &NodePool, per_node: u32) -> u32 {
+    pool.max_nodes
+        .max(pool.min_nodes)
+        .saturating_mul(per_node.max(1))
+}
+
+/// Nodes `replicas` need before the bounds: ceil(replicas / podsPerNode) + headroom.
+fn nodes_wanted(pool: &NodePool, replicas: u32, per_node: u32) -> u32 {
+    replicas
+        .div_ceil(per_node.max(1))
+        .saturating_add(pool.headroom_nodes)
 }
 
 /// Why pods per node cannot be worked out.
@@ -88,17 +141,57 @@ pub fn pods_per_node(
 
 /// Nodes needed for `replicas`: ceil(replicas / podsPerNode) + headroom, in bounds.
 pub fn nodes_needed(pool: &NodePool, replicas: u32, per_node: u32) -> u32 {
-    let per_node = per_node.max(1);
-    let nodes = replicas
-        .div_ceil(per_node)
-        .saturating_add(pool.headroom_nodes);
-    nodes.clamp(pool.min_nodes, pool.max_nodes.max(pool.min_nodes))
+    nodes_wanted(pool, replicas, per_node).clamp(pool.min_nodes, pool.max_nodes.max(pool.min_nodes))
 }
 
 /// Decide the pool's size. `current_replicas` is what runs now, `desired_replicas`
 /// what the workload is about to become; `shrink_since` is when a smaller pool first
 /// became possible (kept in history). Returns the decision and the new `shrink_since`.
+/// A pool the workload would push past `maxNodes` says so (`at_max`, reason
+/// `NodePoolAtMax`) instead of passing for a pool within range.
 pub fn decide_nodes(
+    pool: &NodePool,
+    current_nodes: Option<u32>,
+    current_replicas: u32,
+    desired_replicas: u32,
+    requests: Option<PodRequests>,
+    shrink_since: Option<i64>,
+    now: i64,
+) -> (NodeDecision, Option<i64>) {
+    let (mut decision, since) = size_pool(
+        pool,
+        current_nodes,
+        current_replicas,
+        desired_replicas,
+        requests,
+        shrink_since,
+        now,
+    );
+    if let Ok(per_node) = pods_per_node(pool, requests) {
+        let replicas = current_replicas.max(desired_replicas);
+        let wanted = nodes_wanted(pool, replicas, per_node);
+        let max_nodes = pool.max_nodes.max(pool.min_nodes);
+        if wanted > max_nodes {
+            let fit = replicas_that_fit(pool, per_node);
+            let at_max = AtMax::new(
+                wanted,
+                max_nodes,
+                replicas,
+                fit,
+                per_node,
+                pool.headroom_nodes,
+            );
+            if decision.reason == reasons::DESIRED_WITHIN_RANGE {
+                decision.reason = reasons::NODE_POOL_AT_MAX;
+                decision.message = at_max.message.clone();
+            }
+            decision.at_max = Some(at_max);
+        }
+    }
+    (decision, since)
+}
+
+fn size_pool(
     pool: &NodePool,
     current_nodes: Option<u32>,
     current_replicas: u32,
@@ -130,6 +223,7 @@ pub fn decide_nodes(
                 order: order(current_nodes, desired),
                 reason: reasons::POD_DOES_NOT_FIT,
                 message,
+                at_max: None,
             };
             return (decision, None);
         }
@@ -144,6 +238,7 @@ pub fn decide_nodes(
             order: Order::NodesFirst,
             reason: reasons::DESIRED_WITHIN_RANGE,
             message: format!("node pool size unknown; setting it to {needed}"),
+            at_max: None,
         };
         return (decision, None);
     };
@@ -159,6 +254,7 @@ pub fn decide_nodes(
                 current_replicas.max(desired_replicas),
                 pool.headroom_nodes
             ),
+            at_max: None,
         };
         return (decision, None);
     }
@@ -178,6 +274,7 @@ pub fn decide_nodes(
                 "workload needs {needed} of {current} nodes for {}; shrinking the pool",
                 pool.scale_down_delay
             ),
+            at_max: None,
         };
         (decision, None)
     } else {
@@ -192,6 +289,7 @@ pub fn decide_nodes(
                 "workload needs {needed} of {current} nodes; shrinking after scaleDownDelay {} ({left}s left)",
                 pool.scale_down_delay
             ),
+            at_max: None,
         };
         (decision, Some(since))
     }
@@ -226,7 +324,35 @@ mod tests {
             max_nodes: 10,
             headroom_nodes: 1,
             scale_down_delay: Duration::from_secs(600),
+            cap_replicas: false,
         }
+    }
+
+    /// The acceptance finding: 8 replicas at 2 per node with maxNodes 2 was
+    /// reported `DesiredWithinRange "2 nodes for 8 replicas"`.
+    #[test]
+    fn a_pool_held_at_max_nodes_says_so_with_the_numbers() {
+        let mut p = pool();
+        (p.pods_per_node, p.min_nodes, p.max_nodes, p.headroom_nodes) = (Some(2), 0, 2, 0);
+        let (d, _) = decide_nodes(&p, Some(2), 4, 8, None, None, 0);
+        assert_eq!((d.desired, d.reason), (2, reasons::NODE_POOL_AT_MAX));
+        let at_max = d.at_max.clone().expect("at max");
+        assert_eq!(
+            (at_max.wanted, at_max.max_nodes, at_max.replicas, at_max.fit),
+            (4, 2, 8, 4)
+        );
+        assert_eq!(
+            d.message,
+            "the workload needs 4 nodes for 8 replicas at 2 per node (+0 headroom) but maxNodes is 2: 4 replicas fit, 4 may stay Pending"
+        );
+        assert_eq!(at_max.message, d.message);
+        // Exactly at the bound is within range.
+        let (d, _) = decide_nodes(&p, Some(2), 4, 4, None, None, 0);
+        assert_eq!((d.reason, d.at_max), (reasons::DESIRED_WITHIN_RANGE, None));
+        // Headroom alone past the bound counts too: the spare node is missing.
+        p.headroom_nodes = 1;
+        let (d, _) = decide_nodes(&p, Some(2), 4, 4, None, None, 0);
+        assert_eq!(d.at_max.map(|a| a.wanted), Some(3));
     }
 
     #[test]

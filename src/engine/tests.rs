@@ -320,6 +320,7 @@ fn node_pool_grows_with_the_workload_and_first() {
         max_nodes: 10,
         headroom_nodes: 0,
         scale_down_delay: Duration::from_secs(600),
+        cap_replicas: false,
     });
     let samples = [Some(Sample {
         value: 800.0,
@@ -337,6 +338,78 @@ fn node_pool_grows_with_the_workload_and_first() {
     assert_eq!(d.desired_replicas, 8);
     let nodes = d.nodes.expect("node decision");
     assert_eq!((nodes.desired, nodes.order), (2, Order::NodesFirst));
+}
+
+/// The acceptance case: the metric asks for 8, `podsPerNode: 2, maxNodes: 2`.
+/// 100 per replica (`AverageValue`).
+fn capped_pool_spec(cap: bool) -> CustomScalingPolicySpec {
+    serde_yaml::from_str(&format!(
+        r#"
+targetRef: {{apiVersion: apps/v1, kind: Deployment, name: cache}}
+minReplicas: 1
+maxReplicas: 20
+metrics:
+  - name: evictions
+    query: rate(redis_evicted_keys_total[1m])
+    target: {{type: AverageValue, averageValue: "100"}}
+nodePool:
+  targetRef: {{apiVersion: cluster.x-k8s.io/v1beta1, kind: MachineDeployment, name: pool}}
+  podsPerNode: 2
+  maxNodes: 2
+  capReplicas: {cap}
+"#
+    ))
+    .expect("test spec parses")
+}
+
+fn decide_with_pool(s: &CustomScalingPolicySpec, current: u32, value: f64) -> Decision {
+    let samples = [Some(Sample { value, time: 0 })];
+    decide(&Input {
+        spec: s,
+        now: 0,
+        current_replicas: current,
+        samples: &samples,
+        history: &History::default(),
+        current_nodes: Some(2),
+        pod_requests: None,
+    })
+}
+
+#[test]
+fn a_workload_outgrowing_max_nodes_is_reported_and_by_default_still_grows() {
+    // 800 / 100 per replica = 8 replicas, 4 of them beyond what 2 nodes hold.
+    let d = decide_with_pool(&capped_pool_spec(false), 4, 800.0);
+    assert_eq!(d.desired_replicas, 8);
+    let nodes = d.nodes.expect("node decision");
+    assert_eq!(
+        (nodes.desired, nodes.reason),
+        (2, reasons::NODE_POOL_AT_MAX)
+    );
+    assert_eq!(nodes.at_max.map(|a| (a.wanted, a.fit)), Some((4, 4)));
+}
+
+#[test]
+fn cap_replicas_holds_the_workload_at_what_max_nodes_hold() {
+    let s = capped_pool_spec(true);
+    let d = decide_with_pool(&s, 4, 800.0);
+    assert_eq!(
+        (d.desired_replicas, d.reason),
+        (4, reasons::NODE_POOL_AT_MAX)
+    );
+    assert!(
+        d.message.contains("maxNodes 2 x 2 pods per node hold 4"),
+        "{}",
+        d.message
+    );
+    // The pool still says the workload asked for more.
+    let nodes = d.nodes.expect("node decision");
+    assert_eq!(nodes.at_max.map(|a| a.replicas), Some(8));
+    // Growth only: replicas already above the cap are not cut by it...
+    let d = decide_with_pool(&s, 6, 800.0);
+    assert_eq!(d.desired_replicas, 6);
+    // ...and what fits is not held back.
+    let d = decide_with_pool(&s, 2, 300.0);
+    assert_eq!(d.desired_replicas, 3);
 }
 
 // ---------------------------------------------------------------- properties
@@ -422,6 +495,40 @@ fn run(spec: &CustomScalingPolicySpec, start: u32, ticks: &[(i64, Option<f64>)])
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// The pool reports `NodePoolAtMax` exactly when the bound clamps what the
+    /// workload needs, and `capReplicas` never lets the workload past what fits
+    /// unless it already was (or minReplicas demands it).
+    #[test]
+    fn the_node_pool_limit_is_reported_iff_max_nodes_clamps(
+        per_node in 1u32..6,
+        max_nodes in 1u32..8,
+        headroom in 0u32..3,
+        current in 0u32..40,
+        value in 0.0f64..4000.0,
+        cap in any::<bool>(),
+    ) {
+        let mut s = capped_pool_spec(cap);
+        s.min_replicas = 0;
+        s.max_replicas = 40;
+        if let Some(p) = s.node_pool.as_mut() {
+            (p.pods_per_node, p.max_nodes, p.headroom_nodes) = (Some(per_node), max_nodes, headroom);
+        }
+        let d = decide_with_pool(&s, current, value);
+        let nodes = d.nodes.clone().expect("node decision");
+        let asked = if cap && d.reason == reasons::NODE_POOL_AT_MAX {
+            nodes.at_max.as_ref().map_or(d.desired_replicas, |a| a.replicas)
+        } else {
+            d.desired_replicas
+        };
+        let wanted = current.max(asked).div_ceil(per_node) + headroom;
+        prop_assert_eq!(nodes.at_max.is_some(), wanted > max_nodes, "{:?}", nodes);
+        // (The pool holds 2 nodes now; above maxNodes it shrinks after scaleDownDelay.)
+        prop_assert!(nodes.desired <= max_nodes.max(2));
+        if cap {
+            prop_assert!(d.desired_replicas <= (max_nodes * per_node).max(current));
+        }
+    }
 
     #[test]
     fn decisions_stay_within_bounds(spec in arb_spec(), start in 0u32..200, ticks in arb_run()) {

@@ -99,6 +99,7 @@ pub struct Metrics {
     pub max_replicas: Family<PolicyLabels, Gauge>,
     pub current_nodes: Family<PolicyLabels, Gauge>,
     pub desired_nodes: Family<PolicyLabels, Gauge>,
+    pub node_pool_at_max: Family<PolicyLabels, Gauge>,
     pub metric_raw: Family<MetricLabels, FloatGauge>,
     pub metric_smoothed: Family<MetricLabels, FloatGauge>,
     pub metric_target: Family<MetricLabels, FloatGauge>,
@@ -145,6 +146,7 @@ impl Metrics {
             max_replicas: Family::default(),
             current_nodes: Family::default(),
             desired_nodes: Family::default(),
+            node_pool_at_max: Family::default(),
             metric_raw: Family::default(),
             metric_smoothed: Family::default(),
             metric_target: Family::default(),
@@ -216,6 +218,11 @@ impl Metrics {
             "node_pool_desired_nodes",
             "Nodes decided for the policy's node pool",
             m.desired_nodes.clone(),
+        );
+        m.registry.register(
+            "node_pool_at_max",
+            "1 while the policy's node pool is held at maxNodes below what the workload needs (NodePoolAtMax)",
+            m.node_pool_at_max.clone(),
         );
         m.registry.register(
             "metric_value",
@@ -348,6 +355,7 @@ impl Metrics {
             &self.max_replicas,
             &self.current_nodes,
             &self.desired_nodes,
+            &self.node_pool_at_max,
             &self.metrics_available,
             &self.scaling_limited,
         ] {
