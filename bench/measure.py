@@ -26,6 +26,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import auditlog  # noqa: E402  (e2e/auditlog.py: the audit log reader e2e/invariants.py uses too)
 
 WRITES = {"create", "update", "patch", "delete", "deletecollection"}
+# The operator's identity in the audit log (others' writes to workloads are logged too).
+SA = "system:serviceaccount:ballast-system:ballast"
 
 
 def write_values(path, values):
@@ -45,6 +47,8 @@ def react(args):
     deadline = started + args.timeout
     while time.time() < deadline:
         for t, e in auditlog.events(args.audit, since=started - 0.01, offset=offset):
+            if (e.get("user") or {}).get("username") != SA:
+                continue
             ref = e.get("objectRef", {})
             if (e.get("verb") in ("update", "patch") and ref.get("resource") == "deployments"
                     and ref.get("subresource") == "scale" and ref.get("name") == args.policy):
@@ -140,7 +144,7 @@ def report(args):
     # The operator's API requests in the window, from the audit log.
     counts = {}
     for t, e in auditlog.events(d["audit"], since=t0):
-        if t > t1:
+        if t > t1 or (e.get("user") or {}).get("username") != SA:
             continue
         ref = e.get("objectRef", {})
         res_name = ref.get("resource", e.get("requestURI", "?"))

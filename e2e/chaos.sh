@@ -250,6 +250,10 @@ evaluated_since() { # index policy unix-seconds
 	v=$(last_eval "$1" "$2")
 	[ -n "$v" ] && python3 -c "import sys; sys.exit(0 if float('$v') > float('$3') else 1)"
 }
+restore_object() { # file of `kubectl get -o json`: create it again
+	python3 -c 'import json,sys; o=json.load(open(sys.argv[1])); m=o["metadata"]; [m.pop(k, None) for k in ("resourceVersion","uid","creationTimestamp","managedFields")]; print(json.dumps(o))' "$1" |
+		k apply -f - >/dev/null
+}
 desired_below() { local d; d=$(status_field "$1" desiredReplicas); [ -n "$d" ] && [ "$d" -lt "$2" ]; }
 c_apiserver_restart() {
 	[ -f "$E2E_STATE/pids/etcd.pid" ] || { why "no etcd pid in $E2E_STATE/pids (a cluster not started by e2e/cluster)"; return 1; }
@@ -260,14 +264,35 @@ c_apiserver_restart() {
 	eventually 30 replicas_is api 2 || { why "api not at 2: $(replicas api)"; return 1; }
 	load 2 8
 	eventually 30 replicas_ge api 3 || { why "no scale-up: $(replicas api)"; return 1; }
+	# The error sequence of an API server start, made deterministic: the operator's
+	# ClusterRoleBinding is deleted, the API server restarted (the watches see
+	# connection refused, then 403 as long as the binding is gone, then 410 for
+	# resource versions the new server no longer has) and the binding restored
+	# three poll intervals later. Writes fail meanwhile; afterwards the operator
+	# must go on from the real replicas, not from a cache frozen by the errors.
+	local poll=3 period=10 step=2 lease=6 binding="$WORK/crb-ballast.json" restored r deadline
+	k get clusterrolebinding ballast -o json >"$binding" || { why "cannot read the ClusterRoleBinding ballast"; return 1; }
+	mark_fault apiserver-rbac '["api"]'
+	k delete clusterrolebinding ballast >/dev/null || { why "cannot delete the ClusterRoleBinding"; return 1; }
 	t=$(now)
-	say "restarting the kube-apiserver while scaling up (at $(replicas api))"
-	"$E2E_DIR/cluster" restart kube-apiserver >"$WORK/restart-apiserver.log" 2>&1 || { why "e2e/cluster restart kube-apiserver failed: $(tail -3 "$WORK/restart-apiserver.log")"; return 1; }
+	say "deleted the operator's ClusterRoleBinding; restarting the kube-apiserver while scaling up (at $(replicas api))"
+	"$E2E_DIR/cluster" restart kube-apiserver >"$WORK/restart-apiserver.log" 2>&1 || { restore_object "$binding"; why "e2e/cluster restart kube-apiserver failed: $(tail -3 "$WORK/restart-apiserver.log")"; return 1; }
 	ready=$(now)
-	say "kube-apiserver back after $(since "$t")s"
-	eventually 60 evaluated_since "$op" api "$ready" || { why "the operator never evaluated again after the restart"; return 1; }
-	recovered "operator evaluating again after the API server was back in" "$(since "$ready")"
-	eventually 60 replicas_is api 8 || { why "did not reach 8 after the restart: $(replicas api)"; return 1; }
+	say "kube-apiserver back after $(since "$t")s; 403 for the operator for $((3 * poll))s"
+	sleep $((3 * poll))
+	restore_object "$binding" || { why "could not restore the ClusterRoleBinding"; return 1; }
+	restored=$(now)
+	end_fault apiserver-rbac
+	say "ClusterRoleBinding restored (at $(replicas api) replicas)"
+	eventually 60 evaluated_since "$op" api "$restored" || { why "the operator never evaluated again after access was restored"; return 1; }
+	recovered "operator evaluating again after access was restored in" "$(since "$restored")"
+	# Progress, in the policy's own terms: from r, the scale-up rule (2 pods per
+	# 10 s) needs ceil((8 - r) / 2) periods; allow a lease duration to lead again
+	# and four poll intervals more.
+	r=$(replicas api)
+	deadline=$(((8 - r + step - 1) / step * period + lease + 4 * poll))
+	eventually "$deadline" replicas_is api 8 || { why "not at the load's 8 replicas ${deadline}s after access was restored (from $r; rate 2 per 10 s): $(replicas api)"; return 1; }
+	recovered "at the load's 8 replicas after access was restored in" "$(since "$restored")"
 	# Then etcd frozen for 20 s while the load falls (a scale-down is due).
 	load 2 3
 	eventually 30 desired_below api 8 || { why "the operator did not decide a scale-down: desired $(status_field api desiredReplicas)"; return 1; }
@@ -471,7 +496,7 @@ c_target_churn() {
 }
 
 chaos prometheus-killed "source Prometheus SIGKILLed mid scale-up, restarted after 120 s" c_prometheus_killed
-chaos apiserver-restart "kube-apiserver restarted mid scale-up; etcd SIGSTOPped 20 s mid scale-down" c_apiserver_restart
+chaos apiserver-restart "operator's ClusterRoleBinding deleted and kube-apiserver restarted mid scale-up (connection refused, 403 for 9 s, 410), binding restored; etcd SIGSTOPped 20 s mid scale-down" c_apiserver_restart
 chaos leader-killed "leader SIGKILLed every 20-40 s during a scale-up and a scale-down (3 replicas)" c_leader_killed
 chaos restart-in-window "operator restarted 15 s into a 45 s scale-down window" c_restart_in_window
 chaos broken-prometheus "through a proxy: 1 s and 4 s delays (timeout 2 s), hang, 500, 503, reset, truncated JSON, 50 MiB body, NaN, +Inf, empty result, 2 series, string, matrix, text/html" c_broken_prometheus

@@ -28,6 +28,10 @@ over the whole of every chaos scenario.
                     younger than the lease duration)
         rate        no write beyond the policy's scale-up/scale-down rate rules
                     (HPA's semantics: changes inside each rule's period count)
+        stale       no write that repeats Ballast's previous write to the same
+                    target with nobody else's write to it in between: that write
+                    changed nothing, so it was decided from a replica count its own
+                    previous write had already replaced (a stale cache)
         panic       no "panicked" in the operators' logs
 
         Writes {"violations": [...], "writes": N, ...} to --out and prints one
@@ -122,16 +126,21 @@ def watch(args):
 
 
 def audit_records(path, namespace):
-    """Ballast's successful replica writes and Lease writes in the namespace."""
-    writes, lease_writes = [], []
+    """Ballast's successful replica writes and Lease writes in the namespace, and
+    everybody else's successful writes to workloads (other_writes: time, resource,
+    name)."""
+    writes, lease_writes, other_writes = [], [], []
     for t, e in auditlog.events(path):
-        if (e.get("user") or {}).get("username") != SA:
-            continue
         ref = e.get("objectRef") or {}
-        if ref.get("namespace") != namespace or e.get("verb") not in ("create", "update", "patch"):
-            continue
         code = (e.get("responseStatus") or {}).get("code", 0)
-        if not 200 <= code < 300:
+        if ref.get("namespace") != namespace or not 200 <= code < 300:
+            continue
+        if (e.get("user") or {}).get("username") != SA:
+            if (e.get("verb") in ("create", "update", "patch", "delete")
+                    and ref.get("subresource") in (None, "scale")):
+                other_writes.append({"t": t, "resource": ref.get("resource"), "target": ref.get("name")})
+            continue
+        if e.get("verb") not in ("create", "update", "patch"):
             continue
         m = AGENT.match(e.get("userAgent") or "")
         who = m.group("who") if m else (e.get("userAgent") or "?")
@@ -143,7 +152,8 @@ def audit_records(path, namespace):
                            "target": ref.get("name"), "value": value})
     writes.sort(key=lambda w: w["t"])
     lease_writes.sort(key=lambda w: w["t"])
-    return writes, lease_writes
+    other_writes.sort(key=lambda w: w["t"])
+    return writes, lease_writes, other_writes
 
 
 def load_trace(path):
@@ -219,7 +229,7 @@ def rate_limit(rs, direction, current, events, t, slack):
 def check(args):
     t0, t1 = args.since, args.until
     trace = load_trace(args.trace)
-    writes, lease_writes = audit_records(args.audit, args.namespace)
+    writes, lease_writes, other_writes = audit_records(args.audit, args.namespace)
     faults = []
     if args.faults:
         try:
@@ -236,7 +246,7 @@ def check(args):
 
     # Replicas before each write: the previous write to the target, else what the
     # trace saw last.
-    last_value, events = {}, {}
+    last_value, last_write, events = {}, {}, {}
     checked = 0
     for w in writes:
         key = (w["resource"], w["target"])
@@ -245,6 +255,7 @@ def check(args):
         if prev is None and snap:
             prev = snap["deployments"].get(w["target"])
         last_value[key] = w["value"]
+        previous_write, last_write[key] = last_write.get(key), w
         ev = events.setdefault(key, [])
         if not t0 <= w["t"] <= t1:
             if prev is not None and w["value"] is not None:
@@ -287,6 +298,14 @@ def check(args):
                 violation("one-writer", w["t"], f"{where}: the Lease was last written by {holder['who']} at {holder['t']:.3f}")
             elif w["t"] - mine[-1]["t"] > args.lease_duration:
                 violation("one-writer", w["t"], f"{where}: its lease was {w['t'] - mine[-1]['t']:.1f}s old (duration {args.lease_duration}s)")
+        # Stale: the same value again, and nobody else wrote the target since.
+        if previous_write is not None and previous_write["value"] == w["value"]:
+            touched = any(previous_write["t"] <= o["t"] <= w["t"] and (o["resource"], o["target"]) == key
+                          for o in other_writes)
+            if not touched:
+                violation("stale", w["t"], f"{where}: the same value as its write at {previous_write['t']:.3f} "
+                          f"by {previous_write['who']}, with no other write between: decided from a replica "
+                          f"count that write had already replaced")
         if prev is not None:
             ev.append((w["t"], prev, w["value"]))
 

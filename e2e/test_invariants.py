@@ -21,10 +21,10 @@ def stamp(t):
     return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def audit(t, who, resource, name, verb="patch", code=200, replicas=None, subresource=None):
+def audit(t, who, resource, name, verb="patch", code=200, replicas=None, subresource=None, user=invariants.SA):
     e = {
         "stage": "ResponseComplete", "verb": verb,
-        "user": {"username": invariants.SA},
+        "user": {"username": user},
         "userAgent": f"ballast/0.1.0 ({who})",
         "objectRef": {"resource": resource, "namespace": NS, "name": name},
         "responseStatus": {"code": code},
@@ -118,6 +118,21 @@ class Checker(unittest.TestCase):
         # Down: 6 -> 2 at once is beyond 2 pods per 10 s.
         events = [lease(T + 1, "a"), scale(T + 2, "a", "web", 2)]
         self.assertEqual(self.run_check(events, self.trace(replicas=6))[1], ["rate"])
+
+    def test_a_write_repeating_our_own_is_stale(self):
+        # The acceptance finding: 3 -> 5 written again and again from a stale cache.
+        events = [lease(T + 1, "a"), scale(T + 2, "a", "web", 5), lease(T + 9, "a"), scale(T + 14, "a", "web", 5)]
+        self.assertEqual(self.run_check(events, self.trace(replicas=3, up=4))[1], ["stale"])
+        # Somebody else scaled it back in between: writing 5 again is a decision.
+        kubectl = audit(T + 8, "kubectl", "deployments", "web", replicas=3, subresource="scale", user="admin")
+        self.assertEqual(self.run_check(events + [kubectl], self.trace(replicas=3, up=4))[1], [])
+        # A status update by a controller is not a write to the target.
+        status = audit(T + 8, "kcm", "deployments", "web", verb="update", subresource="status", user="kcm")
+        self.assertEqual(self.run_check(events + [status], self.trace(replicas=3, up=4))[1], ["stale"])
+        # Another namespace's writes do not count either.
+        other = audit(T + 8, "kubectl", "deployments", "web", replicas=3, subresource="scale", user="admin")
+        other["objectRef"]["namespace"] = "elsewhere"
+        self.assertEqual(self.run_check(events + [other], self.trace(replicas=3, up=4))[1], ["stale"])
 
     def test_outside_bounds_too_long_in_the_watch(self):
         rc, kinds, _ = self.run_check([], self.trace(replicas=12))

@@ -344,10 +344,12 @@ impl Scaler {
         match path {
             None if resolved.has_scale => {
                 let patch = json!({"spec": {"replicas": replicas}});
-                api.patch_scale(&target.name, &params, &Patch::Merge(&patch))
-                    .await
-                    .map_err(failed)?;
-                // Until the cache shows this write, reads go to the API server.
+                let written = api
+                    .patch_scale(&target.name, &params, &Patch::Merge(&patch))
+                    .await;
+                // Until the cache shows this write, reads go to the API server. Also
+                // after a failed write: a request that timed out may still have been
+                // applied, and the next read must not guess.
                 if let Some(cached) = self.replicas.lookup(namespace, target)
                     && cached != replicas
                     && let Ok(mut unconfirmed) = self.unconfirmed.lock()
@@ -360,7 +362,7 @@ impl Scaler {
                         },
                     );
                 }
-                Ok(())
+                written.map(|_| ()).map_err(failed)
             }
             None => Err(ScaleError::NoScale {
                 kind: target.kind.clone(),
