@@ -63,6 +63,18 @@ die() {
 }
 
 # Show the last lines of a component's log, for error messages.
+# Wait until the CRDs named by the kubectl arguments (crd/NAME, -f FILE) are
+# Established. `kubectl wait --for condition=...` fails at once, instead of
+# waiting, while a CRD just created has no conditions yet ("accessor error"), so
+# it is asked again until the deadline. Prints kubectl's last answer on failure.
+wait_established() { # kubectl timeout-seconds args...
+	local kubectl=$1 deadline=$(($(date +%s) + $2)) out
+	shift 2
+	until out=$("$kubectl" wait --for condition=Established --timeout=5s "$@" 2>&1); do
+		[ "$(date +%s)" -ge "$deadline" ] && { echo "$out"; return 1; }
+		sleep 0.5
+	done
+}
 show_log() { # path
 	[ -f "$1" ] || return 0
 	echo "----- last 25 lines of $1 -----" >&2
