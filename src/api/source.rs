@@ -25,10 +25,22 @@ use super::duration::Duration;
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new(r#"(has(self.allowLinkLocal) && self.allowLinkLocal) || !self.address.matches('(?i)^https?://(169\\.254\\.[0-9.]*|100\\.100\\.100\\.200|\\[(fe[89ab][0-9a-f]:[^\\]]*|fd00:ec2::254)\\]|metadata\\.google\\.internal\\.?)([:/?#].*)?$')"#).message("spec.address: a link-local or cloud metadata address (169.254.0.0/16, fe80::/10, fd00:ec2::254, 100.100.100.200, metadata.google.internal) serves the node's cloud credentials, not metrics; set spec.allowLinkLocal: true only for a metrics endpoint that really lives there"))]
 pub struct ClusterMetricsSourceSpec {
     /// Base URL of the Prometheus HTTP API, e.g. `http://prometheus.monitoring:9090`.
+    /// Link-local and cloud metadata addresses are refused unless `allowLinkLocal`.
     #[schemars(length(min = 1, max = 2048), regex(pattern = r"^https?://[^\s]+$"))]
     pub address: String,
+
+    /// Allow an `address` on a link-local network (169.254.0.0/16, fe80::/10) or a
+    /// well-known cloud metadata endpoint (169.254.169.254, fd00:ec2::254,
+    /// 100.100.100.200, metadata.google.internal) (default false). Refused by
+    /// default because such an address serves the node's cloud credentials, not
+    /// metrics, and the operator's queries would carry them into status. Set it
+    /// only for a metrics endpoint that really lives there; the admission webhook
+    /// warns every time.
+    #[serde(default)]
+    pub allow_link_local: bool,
 
     /// Credentials, read from Secrets; never logged or shown in status.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -533,6 +533,53 @@ fn foot_guns(spec: &CustomScalingPolicySpec, p: &mut Vec<Problem>) {
 }
 
 /// Every rule about one metrics source.
+/// Hosts that serve cloud instance metadata (and with it the node's credentials).
+const METADATA_HOSTS: [&str; 1] = ["metadata.google.internal"];
+
+/// Why `address` points at a link-local network or a cloud metadata endpoint, if
+/// it does. The host is read as HTTP clients read it (WHATWG URL rules), so
+/// spellings such as `http://2852039166/` or `http://0xA9FEA9FE/` (both
+/// 169.254.169.254) and IPv4-mapped IPv6 addresses are caught too. Names are not
+/// resolved: see docs/admission.md.
+pub fn metadata_address(address: &str) -> Option<String> {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    let url = url::Url::parse(address).ok()?;
+    let v4 = |ip: Ipv4Addr| -> Option<String> {
+        if ip == Ipv4Addr::new(169, 254, 169, 254) || ip == Ipv4Addr::new(100, 100, 100, 200) {
+            Some(format!("{ip} is a cloud metadata endpoint"))
+        } else if ip.is_link_local() {
+            Some(format!("{ip} is link-local (169.254.0.0/16)"))
+        } else {
+            None
+        }
+    };
+    let ip = match url.host()? {
+        url::Host::Domain(name) => {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            return METADATA_HOSTS
+                .contains(&name.as_str())
+                .then(|| format!("{name} is a cloud metadata endpoint"));
+        }
+        url::Host::Ipv4(ip) => IpAddr::V4(ip),
+        url::Host::Ipv6(ip) => IpAddr::V6(ip),
+    };
+    match ip {
+        IpAddr::V4(ip) => v4(ip),
+        IpAddr::V6(ip) => {
+            if let Some(mapped) = ip.to_ipv4_mapped() {
+                return v4(mapped);
+            }
+            if ip == Ipv6Addr::new(0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x0254) {
+                Some(format!("{ip} is a cloud metadata endpoint"))
+            } else if ip.segments()[0] & 0xffc0 == 0xfe80 {
+                Some(format!("{ip} is link-local (fe80::/10)"))
+            } else {
+                None
+            }
+        }
+    }
+}
+
 pub fn validate_source(spec: &ClusterMetricsSourceSpec) -> Vec<Problem> {
     let mut p = Vec::new();
     match spec.address.split_once("://") {
@@ -552,6 +599,19 @@ pub fn validate_source(spec: &ClusterMetricsSourceSpec) -> Vec<Problem> {
             "spec.address",
             format!("{:?} must start with http:// or https://", spec.address),
         )),
+    }
+    if let Some(why) = metadata_address(&spec.address) {
+        if spec.allow_link_local {
+            p.push(Problem::warning(
+                "spec.address",
+                format!("{why}: it may serve the node's cloud credentials; allowed by spec.allowLinkLocal"),
+            ));
+        } else {
+            p.push(Problem::error(
+                "spec.address",
+                format!("{why}: it serves the node's cloud credentials, not metrics; set spec.allowLinkLocal: true only for a metrics endpoint that really lives there"),
+            ));
+        }
     }
     if spec.allowed_namespaces.is_empty() {
         p.push(Problem::error(
@@ -608,5 +668,91 @@ mod tests {
                 .unwrap_err()
                 .starts_with("invalid PromQL: ")
         );
+    }
+
+    #[test]
+    fn metadata_and_link_local_addresses_are_named() {
+        for (address, why) in [
+            (
+                "http://169.254.169.254/",
+                "169.254.169.254 is a cloud metadata endpoint",
+            ),
+            (
+                "http://169.254.169.254/latest/meta-data/iam/",
+                "cloud metadata endpoint",
+            ),
+            (
+                "http://169.254.10.1:9090",
+                "169.254.10.1 is link-local (169.254.0.0/16)",
+            ),
+            (
+                "http://2852039166/",
+                "169.254.169.254 is a cloud metadata endpoint",
+            ),
+            (
+                "http://0xA9FEA9FE/",
+                "169.254.169.254 is a cloud metadata endpoint",
+            ),
+            (
+                "http://[::ffff:169.254.169.254]/",
+                "cloud metadata endpoint",
+            ),
+            (
+                "http://[fd00:ec2::254]/",
+                "fd00:ec2::254 is a cloud metadata endpoint",
+            ),
+            (
+                "http://[fe80::1]:9090/",
+                "fe80::1 is link-local (fe80::/10)",
+            ),
+            ("http://[febf::1]/", "link-local (fe80::/10)"),
+            (
+                "http://Metadata.Google.Internal./computeMetadata/v1/",
+                "metadata.google.internal is a cloud metadata endpoint",
+            ),
+            (
+                "https://100.100.100.200/",
+                "100.100.100.200 is a cloud metadata endpoint",
+            ),
+        ] {
+            let found = metadata_address(address);
+            assert!(
+                found.as_deref().is_some_and(|f| f.contains(why)),
+                "{address}: {found:?}"
+            );
+        }
+        for address in [
+            "http://prometheus.monitoring:9090",
+            "http://127.0.0.1:9090",
+            "http://10.0.0.1",
+            "http://[fec0::1]/",
+            "http://metadata.monitoring:9090",
+            "http://169.253.1.1",
+        ] {
+            assert_eq!(metadata_address(address), None, "{address}");
+        }
+    }
+
+    #[test]
+    fn a_metadata_address_is_refused_unless_allowed_and_then_warned_about() {
+        let mut spec: ClusterMetricsSourceSpec = serde_yaml::from_str(
+            "address: http://169.254.169.254/latest/meta-data/iam/\nallowedNamespaces: ['*']",
+        )
+        .expect("spec");
+        let problems = validate_source(&spec);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].severity, Severity::Error);
+        assert!(
+            problems[0]
+                .to_string()
+                .contains("spec.address: 169.254.169.254 is a cloud metadata endpoint"),
+            "{}",
+            problems[0]
+        );
+        assert!(problems[0].to_string().contains("spec.allowLinkLocal"));
+        spec.allow_link_local = true;
+        let problems = validate_source(&spec);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].severity, Severity::Warning);
     }
 }

@@ -260,6 +260,16 @@ impl Registry {
             name: name.into(),
             message,
         };
+        // The same rules as admission, for objects admitted before a rule existed
+        // (a metadata endpoint, say): never queried, whatever the API server holds.
+        let refused: Vec<String> = crate::api::validation::validate_source(spec)
+            .into_iter()
+            .filter(|p| p.severity == crate::api::validation::Severity::Error)
+            .map(|p| p.to_string())
+            .collect();
+        if !refused.is_empty() {
+            return Err(broken(refused.join("; ")));
+        }
         let mut client = Prometheus::new(
             &spec.address,
             spec.ca_bundle.as_deref(),

@@ -523,6 +523,30 @@ mod tests {
     }
 
     #[test]
+    fn a_metadata_endpoint_is_refused_and_its_opt_in_warned_about() {
+        let mut source = json!({
+            "apiVersion": "autoscaling.ballast.dev/v1alpha1", "kind": "ClusterMetricsSource",
+            "metadata": {"name": "imds"},
+            "spec": {"address": "http://169.254.169.254/latest/meta-data/iam/", "allowedNamespaces": ["*"]}
+        });
+        let v = validate_source(&source, "ballast-system");
+        assert_eq!(v.denials.len(), 1, "{v:?}");
+        assert!(
+            v.denials[0].starts_with("spec.address: 169.254.169.254 is a cloud metadata endpoint"),
+            "{v:?}"
+        );
+        source["spec"]["allowLinkLocal"] = json!(true);
+        let v = validate_source(&source, "ballast-system");
+        assert!(v.allowed(), "{v:?}");
+        assert!(
+            v.warnings
+                .iter()
+                .any(|w| w.contains("spec.address") && w.contains("allowLinkLocal")),
+            "{v:?}"
+        );
+    }
+
+    #[test]
     fn metadata_only_updates_are_recognised() {
         let a = policy("cache", None, None);
         let mut b = a.clone();
