@@ -6,6 +6,7 @@ pub mod crd;
 pub mod duration;
 pub mod history;
 pub mod policy;
+pub mod promql;
 pub mod quantity;
 pub mod source;
 pub mod validation;

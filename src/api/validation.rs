@@ -358,7 +358,20 @@ pub fn check_promql(query: &str) -> Result<(), String> {
                 let (line, column) = line_column(query, offset);
                 format!("invalid PromQL at line {line}, column {column}: {what} ({err})")
             }
-            None => format!("invalid PromQL: {err}"),
+            None => {
+                let (offset, hint) = super::promql::locate(query, &err);
+                let (line, column) = line_column(query, offset);
+                match hint {
+                    // The parser's generic message says nothing the hint does not.
+                    Some(hint) if err == "invalid promql query" => {
+                        format!("invalid PromQL at line {line}, column {column}: {hint}")
+                    }
+                    Some(hint) => {
+                        format!("invalid PromQL at line {line}, column {column}: {err}; {hint}")
+                    }
+                    None => format!("invalid PromQL at line {line}, column {column}: {err}"),
+                }
+            }
         })
 }
 
@@ -663,11 +676,39 @@ mod tests {
         let err = check_promql("x{a=\"b}").unwrap_err();
         assert!(err.contains("column 5: unterminated string"), "{err}");
         assert!(check_promql("sum(rate(redis_evicted_keys_total{job=\"a(\"}[1m]))").is_ok());
-        assert!(
-            check_promql("x +")
-                .unwrap_err()
-                .starts_with("invalid PromQL: ")
+        // Every error has a position, and a hint where one is cheap.
+        assert_eq!(
+            check_promql("sum(rate(x[5m])) /").unwrap_err(),
+            "invalid PromQL at line 1, column 18: \"/\" has nothing after it"
         );
+        assert_eq!(
+            check_promql("summ(rate(x[5m]))").unwrap_err(),
+            "invalid PromQL at line 1, column 1: unknown function with name 'summ'; did you mean sum?"
+        );
+        assert!(
+            check_promql("sum(\n  rate(x[5x]))")
+                .unwrap_err()
+                .starts_with(
+                    "invalid PromQL at line 2, column 10: bad number or duration syntax: 5x; "
+                ),
+            "{:?}",
+            check_promql("sum(\n  rate(x[5x]))")
+        );
+        for bad in [
+            "x +",
+            "1 +* 2",
+            "x{a=~}",
+            "sum(x) by",
+            "x offset 5x",
+            "abs(x, y)",
+            "x[5m] + 1",
+        ] {
+            let err = check_promql(bad).unwrap_err();
+            assert!(
+                err.starts_with("invalid PromQL at line 1, column "),
+                "{bad}: {err}"
+            );
+        }
     }
 
     #[test]
