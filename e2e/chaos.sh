@@ -276,7 +276,7 @@ c_apiserver_restart() {
 	k delete clusterrolebinding ballast >/dev/null || { why "cannot delete the ClusterRoleBinding"; return 1; }
 	t=$(now)
 	say "deleted the operator's ClusterRoleBinding; restarting the kube-apiserver while scaling up (at $(replicas api))"
-	"$E2E_DIR/cluster" restart kube-apiserver >"$WORK/restart-apiserver.log" 2>&1 || { restore_object "$binding"; why "e2e/cluster restart kube-apiserver failed: $(tail -3 "$WORK/restart-apiserver.log")"; return 1; }
+	"$E2E_DIR/cluster" restart kube-apiserver >"$WORK/restart-apiserver.log" 2>&1 || { restore_object "$binding"; end_fault apiserver-rbac; why "e2e/cluster restart kube-apiserver failed: $(tail -3 "$WORK/restart-apiserver.log")"; return 1; }
 	ready=$(now)
 	say "kube-apiserver back after $(since "$t")s; 403 for the operator for $((3 * poll))s"
 	sleep $((3 * poll))
@@ -290,6 +290,7 @@ c_apiserver_restart() {
 	# 10 s) needs ceil((8 - r) / 2) periods; allow a lease duration to lead again
 	# and four poll intervals more.
 	r=$(replicas api)
+	r=${r:-0}
 	deadline=$(((8 - r + step - 1) / step * period + lease + 4 * poll))
 	eventually "$deadline" replicas_is api 8 || { why "not at the load's 8 replicas ${deadline}s after access was restored (from $r; rate 2 per 10 s): $(replicas api)"; return 1; }
 	recovered "at the load's 8 replicas after access was restored in" "$(since "$restored")"

@@ -62,7 +62,6 @@ die() {
 	exit 1
 }
 
-# Show the last lines of a component's log, for error messages.
 # Wait until the CRDs named by the kubectl arguments (crd/NAME, -f FILE) are
 # Established. `kubectl wait --for condition=...` fails at once, instead of
 # waiting, while a CRD just created has no conditions yet ("accessor error"), so
@@ -75,6 +74,8 @@ wait_established() { # kubectl timeout-seconds args...
 		sleep 0.5
 	done
 }
+
+# Show the last lines of a component's log, for error messages.
 show_log() { # path
 	[ -f "$1" ] || return 0
 	echo "----- last 25 lines of $1 -----" >&2

@@ -119,15 +119,6 @@ impl ReplicaCache {
     }
 }
 
-/// A workload write the watch cache has not shown yet: `value` is what the API
-/// server holds as far as we know (our write, or a direct read since), `stale` what
-/// the cache showed when we wrote.
-#[derive(Clone, Copy, Debug)]
-struct Unconfirmed {
-    value: u32,
-    stale: u32,
-}
-
 /// (namespace, kind, name) of a workload target.
 type TargetKey = (String, String, String);
 
@@ -136,8 +127,10 @@ pub struct Scaler {
     client: Client,
     cache: Mutex<HashMap<(String, String), Resolved>>,
     replicas: ReplicaCache,
-    /// The write-confirm guard: our writes whose value the cache has not shown.
-    unconfirmed: Mutex<HashMap<TargetKey, Unconfirmed>>,
+    /// The write-confirm guard: per target whose cache has not shown our last
+    /// write, the replicas the API server holds as far as we know (that write, or
+    /// a direct read since).
+    unconfirmed: Mutex<HashMap<TargetKey, u32>>,
     /// Reads that went to the API server because of the guard.
     stale_reads: Counter,
 }
@@ -171,20 +164,19 @@ impl Scaler {
         (namespace.into(), target.kind.clone(), target.name.clone())
     }
 
-    /// The write-confirm guard. A cached value is used unless it is still the one
-    /// our last write replaced: then the watch has not delivered that write (a
-    /// stalled or re-listing watch after an API server restart), and deciding from
-    /// the cache would repeat a decision already made. `Some(written)` means: read
-    /// the API server instead.
+    /// The write-confirm guard. After our write, the cache is trusted again once
+    /// it shows what the API server holds as far as we know; until then (a
+    /// stalled or re-listing watch after an API server restart, which may also
+    /// replay older values) deciding from it could repeat a decision already
+    /// made. `Some(known)` means: read the API server instead.
     fn unconfirmed_write(&self, key: &TargetKey, cached: u32) -> Option<u32> {
         let mut unconfirmed = self.unconfirmed.lock().ok()?;
-        let u = *unconfirmed.get(key)?;
-        if cached != u.stale {
-            // The cache shows our write, or has moved past it: it can be trusted.
+        let known = *unconfirmed.get(key)?;
+        if cached == known {
             unconfirmed.remove(key);
             return None;
         }
-        Some(u.value)
+        Some(known)
     }
 
     async fn resolve(&self, target: &TargetRef) -> Result<Resolved, ScaleError> {
@@ -252,24 +244,30 @@ impl Scaler {
             && let Some(cached) = self.replicas.lookup(namespace, target)
         {
             let key = Self::target_key(namespace, target);
-            let Some(written) = self.unconfirmed_write(&key, cached) else {
+            let Some(known) = self.unconfirmed_write(&key, cached) else {
                 return Ok(cached);
             };
             let read = self.read_api(namespace, target, None).await?;
             self.stale_reads.inc();
             debug!(
-                kind = %target.kind, name = %target.name, cached, written, read,
+                kind = %target.kind, name = %target.name, cached, known, read,
                 "the watch cache has not shown our last write; read /scale directly"
             );
             if let Ok(mut unconfirmed) = self.unconfirmed.lock() {
                 if read == cached {
-                    // The API server agrees with the cache (the write was undone).
+                    // The API server agrees with the cache: it can be trusted.
                     unconfirmed.remove(&key);
-                } else if let Some(u) = unconfirmed.get_mut(&key) {
-                    u.value = read;
+                } else {
+                    unconfirmed.insert(key, read);
                 }
             }
             return Ok(read);
+        }
+        if path.is_none()
+            && let Ok(mut unconfirmed) = self.unconfirmed.lock()
+        {
+            // Not in the cache (deleted, another kind): nothing to confirm.
+            unconfirmed.remove(&Self::target_key(namespace, target));
         }
         self.read_api(namespace, target, path).await
     }
@@ -354,13 +352,7 @@ impl Scaler {
                     && cached != replicas
                     && let Ok(mut unconfirmed) = self.unconfirmed.lock()
                 {
-                    unconfirmed.insert(
-                        Self::target_key(namespace, target),
-                        Unconfirmed {
-                            value: replicas,
-                            stale: cached,
-                        },
-                    );
+                    unconfirmed.insert(Self::target_key(namespace, target), replicas);
                 }
                 written.map(|_| ()).map_err(failed)
             }
@@ -562,7 +554,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_cache_that_moved_past_our_write_is_trusted() {
+    async fn a_cache_is_trusted_again_only_once_it_shows_what_we_know() {
         let scaler = Scaler::new(kube::Client::new(
             tower_test::mock::pair::<
                 http::Request<kube::client::Body>,
@@ -572,25 +564,24 @@ mod tests {
             "default",
         ));
         let key = Scaler::target_key("shop", &target("apps/v1", "Deployment", "cache"));
-        scaler
-            .unconfirmed
-            .lock()
-            .unwrap()
-            .insert(key.clone(), Unconfirmed { value: 5, stale: 3 });
+        scaler.unconfirmed.lock().unwrap().insert(key.clone(), 5);
         assert_eq!(
             scaler.unconfirmed_write(&key, 3),
             Some(5),
-            "still the replaced value"
+            "the value our write replaced"
         );
+        // A resumed watch may replay an older value, or someone else may have
+        // written: either way, ask the API server rather than guess.
         assert_eq!(
-            scaler.unconfirmed_write(&key, 7),
-            None,
-            "someone else's change after ours"
+            scaler.unconfirmed_write(&key, 4),
+            Some(5),
+            "an older value replayed"
         );
+        assert_eq!(scaler.unconfirmed_write(&key, 5), None, "our write, seen");
         assert_eq!(
             scaler.unconfirmed_write(&key, 3),
             None,
-            "forgotten once trusted"
+            "forgotten once seen"
         );
     }
 }

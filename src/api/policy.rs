@@ -407,4 +407,8 @@ pub struct NodePoolStatus {
     pub current_nodes: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub desired_nodes: Option<u32>,
+    /// Nodes the workload needs (with headroom) before `maxNodes`: above
+    /// `maxNodes` while the pool is held there (`NodePoolAtMax`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub needed_nodes: Option<u32>,
 }

@@ -750,7 +750,11 @@ async fn watch_lease(
                 true
             }
             Err(e) => {
-                debug!(error = %e, "reading the leader lease");
+                if ctx.lease_read.load(Ordering::Relaxed) {
+                    debug!(error = %e, "reading the leader lease");
+                } else {
+                    warn!(error = %e, "reading the leader lease failed; not ready until it can be read");
+                }
                 false
             }
         };
@@ -849,18 +853,36 @@ impl SyncedCaches {
             K: Resource + Clone + 'static,
             K::DynamicType: Eq + std::hash::Hash + Clone,
         {
+            let mut waits = 0u32;
             while tokio::time::timeout(Duration::from_millis(500), store.wait_until_ready())
                 .await
                 .is_err()
-            {}
+            {
+                waits += 1;
+                if waits.is_multiple_of(20) {
+                    info!(
+                        cache = name,
+                        waited_seconds = waits / 2,
+                        "waiting for the cache's initial list; no policy is evaluated before"
+                    );
+                }
+            }
             debug!(cache = name, "synced");
         }
         ready("policies", &self.policies).await;
         ready("sources", &self.sources).await;
         ready("deployments", &self.deployments).await;
         ready("statefulsets", &self.statefulsets).await;
+        let mut waits = 0u32;
         while !ctx.lease_read.load(Ordering::Relaxed) {
             tokio::time::sleep(Duration::from_millis(100)).await;
+            waits += 1;
+            if waits.is_multiple_of(100) {
+                info!(
+                    waited_seconds = waits / 10,
+                    "waiting to read the leader Lease; no policy is evaluated before"
+                );
+            }
         }
         debug!("leader lease read");
     }

@@ -271,6 +271,13 @@ pub fn status(
                 .and_then(|r| r.as_ref().ok().copied()),
         },
         desired_nodes: decision.and_then(|d| d.nodes.as_ref()).map(|n| n.desired),
+        // Kept through ticks that decide nothing for the pool (a failed read, a
+        // pause), so the NodePoolAtMax Events fire once per stretch.
+        needed_nodes: decision
+            .and_then(|d| d.nodes.as_ref())
+            .filter(|n| n.reason != reasons::PAUSED)
+            .map(|n| n.at_max.as_ref().map_or(n.needed, |a| a.wanted))
+            .or(old.node_pool.as_ref().and_then(|p| p.needed_nodes)),
     });
     CustomScalingPolicyStatus {
         observed_generation: policy.metadata.generation,
@@ -578,17 +585,18 @@ pub fn events(
     // The node pool reaching maxNodes below what the workload needs, and leaving it.
     if let (Some(pool), Some(nodes)) = (
         policy.spec.node_pool.as_ref(),
-        decision.and_then(|d| d.nodes.as_ref()),
+        decision
+            .and_then(|d| d.nodes.as_ref())
+            .filter(|n| n.reason != reasons::PAUSED),
     ) {
+        // From the numbers in status, not a condition's reason (which a failed
+        // read or a pod that does not fit replaces for a tick).
         let was_at_max = policy
             .status
             .as_ref()
-            .and_then(|s| {
-                s.conditions
-                    .iter()
-                    .find(|c| c.type_ == types::NODE_POOL_READY)
-            })
-            .is_some_and(|c| c.reason == reasons::NODE_POOL_AT_MAX);
+            .and_then(|s| s.node_pool.as_ref())
+            .and_then(|p| p.needed_nodes)
+            .is_some_and(|n| n > pool.max_nodes.max(pool.min_nodes));
         let pool_name = format!("{}/{}", pool.target_ref.kind, pool.target_ref.name);
         match (&nodes.at_max, was_at_max) {
             (Some(at_max), false) => out.push(Event {
@@ -713,6 +721,9 @@ pub fn record_metrics(
         m.node_pool_at_max
             .get_or_create(&labels)
             .set(i64::from(at_max));
+    } else {
+        // The pool was removed from the spec: no series left to alert on.
+        m.node_pool_at_max.remove(&labels);
     }
     m.last_evaluation
         .get_or_create(&labels)
@@ -933,10 +944,42 @@ spec:
         assert_eq!(at_max.len(), 1);
         assert_eq!(at_max[0].type_, EventType::Warning);
         // ...none while it lasts...
-        p.status = Some(CustomScalingPolicyStatus {
-            conditions: conds,
-            ..Default::default()
-        });
+        p.status = Some(super::status(
+            &p,
+            &fetched,
+            Some(&d),
+            &Applied::default(),
+            Some(&d.history),
+            0,
+        ));
+        assert_eq!(
+            p.status
+                .as_ref()
+                .and_then(|s| s.node_pool.as_ref())
+                .and_then(|n| n.needed_nodes),
+            Some(4)
+        );
+        // A tick whose pool read failed does not start the Warning again.
+        let (mut failed, d_failed) = pool_tick(&p, 8, 8.0);
+        failed.current_nodes = Some(Err(crate::scale::ScaleError::GetScale {
+            kind: "MachineDeployment".into(),
+            name: "pool".into(),
+            message: "timeout".into(),
+        }));
+        let mut q = p.clone();
+        q.status = Some(super::status(
+            &p,
+            &failed,
+            Some(&d_failed),
+            &Applied::default(),
+            None,
+            0,
+        ));
+        assert!(
+            events(&q, &failed, Some(&d_failed), &Applied::default())
+                .iter()
+                .all(|e| e.reason != reasons::NODE_POOL_AT_MAX)
+        );
         let (fetched, d) = pool_tick(&p, 8, 8.0);
         assert!(
             events(&p, &fetched, Some(&d), &Applied::default())

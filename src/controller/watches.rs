@@ -12,7 +12,9 @@
 //! backoff (client-go's: 0.8 s doubling to 30 s, reset by any event) spaces retries.
 
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use futures::{Stream, StreamExt, future};
 use kube::Resource;
@@ -24,12 +26,24 @@ use tracing::{info, warn};
 
 use crate::telemetry::{Metrics, WatchErrorLabels, WatchLabels};
 
+/// A watch that failed is back once it delivers an event, or once it has had no
+/// error for longer than its backoff's cap (30 s): a watch resumed from its
+/// resource version sends nothing until something changes.
+const QUIET: Duration = Duration::from_secs(45);
+
 /// Up/down bookkeeping of one watch: a log line and metrics when it goes down and
 /// when it is back, with how long it was down.
 pub struct WatchHealth {
     name: &'static str,
     metrics: Arc<Metrics>,
-    down_since: Mutex<Option<Instant>>,
+    state: Mutex<Outage>,
+}
+
+/// While down: since when, and the last error.
+#[derive(Default)]
+struct Outage {
+    since: Option<Instant>,
+    last_error: Option<Instant>,
 }
 
 impl WatchHealth {
@@ -41,18 +55,56 @@ impl WatchHealth {
         Self {
             name,
             metrics,
-            down_since: Mutex::new(None),
+            state: Mutex::new(Outage::default()),
         }
     }
 
-    /// Whether the watch is down now (its last item was an error).
+    /// Whether the watch is down now.
     pub fn is_down(&self) -> bool {
-        self.down_since.lock().map(|d| d.is_some()).unwrap_or(false)
+        self.state
+            .lock()
+            .map(|s| s.since.is_some())
+            .unwrap_or(false)
+    }
+
+    fn back(&self, outage: &mut Outage, until: Instant, how: &str) {
+        let Some(since) = outage.since.take() else {
+            return;
+        };
+        outage.last_error = None;
+        let seconds = until.saturating_duration_since(since).as_secs_f64();
+        let labels = WatchLabels {
+            watch: self.name.into(),
+        };
+        self.metrics.watch_up.get_or_create(&labels).set(1);
+        self.metrics
+            .watch_outage
+            .get_or_create(&labels)
+            .observe(seconds);
+        info!(
+            watch = self.name,
+            down_for_seconds = seconds,
+            how,
+            "watch back"
+        );
+    }
+
+    /// Call now and then: a watch with no error for [`QUIET`] is back (its outage
+    /// ended at its last error).
+    pub fn settle(&self) {
+        let Ok(mut outage) = self.state.lock() else {
+            return;
+        };
+        if let Some(last) = outage.last_error
+            && last.elapsed() >= QUIET
+        {
+            self.back(&mut outage, last, "no error since");
+        }
     }
 
     /// Note one item of the watch stream.
     pub fn observe<T>(&self, item: &Result<T, watcher::Error>) {
-        let Ok(mut down_since) = self.down_since.lock() else {
+        let Ok(mut outage) = self.state.lock() else {
             return;
         };
         let labels = WatchLabels {
@@ -68,9 +120,11 @@ impl WatchHealth {
                         category: category.into(),
                     })
                     .inc();
-                match *down_since {
+                let now = Instant::now();
+                outage.last_error = Some(now);
+                match outage.since {
                     None => {
-                        *down_since = Some(Instant::now());
+                        outage.since = Some(now);
                         self.metrics.watch_up.get_or_create(&labels).set(0);
                         warn!(watch = self.name, category, error = %error, "watch down; retrying with backoff (the cache it feeds may be stale)");
                     }
@@ -79,17 +133,7 @@ impl WatchHealth {
                     }
                 }
             }
-            Ok(_) => {
-                if let Some(since) = down_since.take() {
-                    let seconds = since.elapsed().as_secs_f64();
-                    self.metrics.watch_up.get_or_create(&labels).set(1);
-                    self.metrics
-                        .watch_outage
-                        .get_or_create(&labels)
-                        .observe(seconds);
-                    info!(watch = self.name, down_for_seconds = seconds, "watch back");
-                }
-            }
+            Ok(_) => self.back(&mut outage, Instant::now(), "an event"),
         }
     }
 }
@@ -139,6 +183,16 @@ where
         + 'static,
 {
     let (store, writer) = reflector::store::<K>();
+    let health = Arc::new(health);
+    let settling = Arc::downgrade(&health);
+    tokio::spawn(async move {
+        // Until the stream (and with it the last strong reference) is dropped.
+        while let Some(health) = settling.upgrade() {
+            health.settle();
+            drop(health);
+            tokio::time::sleep(QUIET / 3).await;
+        }
+    });
     let events = watcher(api, watcher::Config::default())
         .backoff(backoff)
         .modify(trim);
@@ -325,5 +379,32 @@ mod tests {
         assert!(health.is_down());
         health.observe(&Ok(()));
         assert!(!health.is_down());
+    }
+
+    /// A watch resumed from its resource version sends nothing until something
+    /// changes: after QUIET without an error it counts as back.
+    #[tokio::test(start_paused = true)]
+    async fn a_quiet_watch_is_back_once_its_errors_stop() {
+        let metrics = Arc::new(Metrics::new());
+        let health = WatchHealth::new("sources", metrics.clone());
+        health.observe::<()>(&Err(watcher::Error::NoResourceVersion));
+        tokio::time::advance(Duration::from_secs(10)).await;
+        health.observe::<()>(&Err(watcher::Error::NoResourceVersion));
+        tokio::time::advance(QUIET - Duration::from_secs(1)).await;
+        health.settle();
+        assert!(health.is_down(), "errors stopped less than QUIET ago");
+        tokio::time::advance(Duration::from_secs(1)).await;
+        health.settle();
+        assert!(!health.is_down());
+        let text = metrics.encode();
+        assert!(
+            text.contains("ballast_watch_up{watch=\"sources\"} 1"),
+            "{text}"
+        );
+        // The outage lasted from the first error to the last: 10 s.
+        assert!(
+            text.contains("ballast_watch_outage_seconds_sum{watch=\"sources\"} 10.0"),
+            "{text}"
+        );
     }
 }

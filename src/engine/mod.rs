@@ -322,7 +322,7 @@ fn cap_to_node_pool(input: &Input<'_>, current: u32, decision: &mut Decision) {
     let Ok(per_node) = nodepool::pods_per_node(pool, input.pod_requests) else {
         return;
     };
-    let cap = nodepool::replicas_that_fit(pool, per_node);
+    let cap = nodepool::replicas_cap(pool, per_node);
     let desired = decision.desired_replicas;
     if desired <= cap {
         return;
@@ -332,8 +332,8 @@ fn cap_to_node_pool(input: &Input<'_>, current: u32, decision: &mut Decision) {
         decision.desired_replicas = capped;
         decision.reason = reasons::NODE_POOL_AT_MAX;
         decision.message = format!(
-            "holding at {capped} instead of {desired} replicas (nodePool.capReplicas): maxNodes {} x {per_node} pods per node hold {cap}",
-            pool.max_nodes
+            "holding at {capped} instead of {desired} replicas (nodePool.capReplicas): maxNodes {} x {per_node} pods per node hold {cap} with {} headroom nodes free",
+            pool.max_nodes, pool.headroom_nodes
         );
     }
 }

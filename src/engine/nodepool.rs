@@ -84,6 +84,16 @@ pub fn replicas_that_fit(pool: &NodePool, per_node: u32) -> u32 {
         .saturating_mul(per_node.max(1))
 }
 
+/// The most replicas `capReplicas` allows: what `maxNodes` nodes hold with
+/// `headroomNodes` of them kept free, so a capped workload never asks for more
+/// nodes than `maxNodes` (which would report the pool at max for ever).
+pub fn replicas_cap(pool: &NodePool, per_node: u32) -> u32 {
+    pool.max_nodes
+        .max(pool.min_nodes)
+        .saturating_sub(pool.headroom_nodes)
+        .saturating_mul(per_node.max(1))
+}
+
 /// Nodes `replicas` need before the bounds: ceil(replicas / podsPerNode) + headroom.
 fn nodes_wanted(pool: &NodePool, replicas: u32, per_node: u32) -> u32 {
     replicas

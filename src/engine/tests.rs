@@ -526,7 +526,15 @@ proptest! {
         // (The pool holds 2 nodes now; above maxNodes it shrinks after scaleDownDelay.)
         prop_assert!(nodes.desired <= max_nodes.max(2));
         if cap {
-            prop_assert!(d.desired_replicas <= (max_nodes * per_node).max(current));
+            let cap_replicas = max_nodes.saturating_sub(headroom) * per_node;
+            prop_assert!(d.desired_replicas <= cap_replicas.max(current));
+            // A workload held at the cap does not itself keep the pool at max.
+            if d.reason == reasons::NODE_POOL_AT_MAX && current <= cap_replicas && headroom < max_nodes {
+                prop_assert_eq!(
+                    d.desired_replicas.div_ceil(per_node) + headroom <= max_nodes,
+                    true
+                );
+            }
         }
     }
 
