@@ -4,24 +4,8 @@
 //! the token the message quotes, with a hint where one is cheap (`did you mean
 //! sum?`). Pure: text in, an offset and a description out.
 
-/// PromQL's functions and aggregations, for "did you mean".
-const NAMES: &[&str] = &[
-    // Aggregations.
-    "sum",
-    "avg",
-    "min",
-    "max",
-    "count",
-    "group",
-    "stddev",
-    "stdvar",
-    "topk",
-    "bottomk",
-    "quantile",
-    "count_values",
-    "limitk",
-    "limit_ratio",
-    // Functions.
+/// PromQL's functions, for "did you mean" (with [`AGGREGATIONS`]).
+const FUNCTIONS: &[&str] = &[
     "abs",
     "absent",
     "absent_over_time",
@@ -225,8 +209,9 @@ fn quoted(message: &str) -> Option<&str> {
 
 /// The closest known name within two edits, for "did you mean".
 fn closest(name: &str) -> Option<&'static str> {
-    NAMES
+    AGGREGATIONS
         .iter()
+        .chain(FUNCTIONS)
         .map(|n| (edit_distance(name, n), *n))
         .filter(|(d, _)| *d <= 2)
         .min_by_key(|(d, _)| *d)
