@@ -360,7 +360,7 @@ def check(args):
 
 def first_down(args):
     """The audit time of the first write to the target lower than the one before it."""
-    writes, _ = audit_records(args.audit, args.namespace)
+    writes, _, _ = audit_records(args.audit, args.namespace)
     prev = None
     for w in writes:
         if w["target"] != args.target or w["value"] is None:

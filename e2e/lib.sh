@@ -62,6 +62,11 @@ die() {
 	exit 1
 }
 
+# `... | matches PATTERN`: grep -q, but reading all its input. grep -q exits at the
+# first match, and under pipefail the writer's SIGPIPE (kubectl writes -o name a
+# line at a time) then fails the pipeline although the line was there.
+matches() { grep "$@" >/dev/null; }
+
 # Wait until the CRDs named by the kubectl arguments (crd/NAME, -f FILE) are
 # Established. `kubectl wait --for condition=...` fails at once, instead of
 # waiting, while a CRD just created has no conditions yet ("accessor error"), so

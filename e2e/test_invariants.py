@@ -4,6 +4,8 @@ each invariant is caught when broken, and a clean run has none.
 
     python3 -m unittest discover -s e2e -p 'test_*.py'     (part of make unit)
 """
+import contextlib
+import io
 import json
 import os
 import tempfile
@@ -143,6 +145,22 @@ class Checker(unittest.TestCase):
         with open(os.path.join(d, "op-x-a.log"), "w") as f:
             f.write("thread 'tokio-runtime-worker' panicked at src/x.rs:1:1\n")
         self.assertEqual(self.run_check([], self.trace(), logs=[os.path.join(d, "op-x-*.log")])[1], ["panic"])
+
+    def test_first_down_finds_the_first_lower_write_after_a_time(self):
+        d = tempfile.mkdtemp()
+        path = os.path.join(d, "audit")
+        events = [scale(T + 1, "a", "web", 5), scale(T + 5, "a", "web", 3), scale(T + 20, "a", "web", 6),
+                  scale(T + 30, "a", "web", 4), scale(T + 40, "a", "other", 1)]
+        with open(path, "w") as f:
+            f.writelines(json.dumps(e) + "\n" for e in events)
+        args = SimpleNamespace(audit=path, namespace=NS, target="web", after=T + 10)
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            rc = invariants.first_down(args)
+        self.assertEqual((rc, out.getvalue().strip()), (0, f"{T + 30:.3f}"))
+        args.after = T + 35
+        with contextlib.redirect_stdout(io.StringIO()):
+            self.assertEqual(invariants.first_down(args), 1)
 
     def test_durations(self):
         self.assertEqual(invariants.duration_seconds("1m30s"), 90)
