@@ -205,8 +205,18 @@ impl Registry {
         let Some(name) = name else {
             return self.default.clone().ok_or(LookupError::NoDefault);
         };
-        let Some(object) = self.store.get(&ObjectRef::new(name)) else {
-            return Err(LookupError::NotFound(name.into()));
+        let object = match self.store.get(&ObjectRef::new(name)) {
+            Some(object) => object,
+            // Created a moment ago (a GitOps sync applies a source and its policies
+            // together): the watch may not have delivered it yet. Ask before saying
+            // it does not exist.
+            None => match Api::<ClusterMetricsSource>::all(self.client.clone())
+                .get_opt(name)
+                .await
+            {
+                Ok(Some(object)) => Arc::new(object),
+                Ok(None) | Err(_) => return Err(LookupError::NotFound(name.into())),
+            },
         };
         // Checked on the object itself, before any client is built or Secret read:
         // a namespace that may not use the source learns nothing else about it.
@@ -360,6 +370,63 @@ pub fn short_kube_error(e: &kube::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::{Request, Response};
+    use kube::client::Body;
+
+    /// A policy applied together with its source may tick before the source's
+    /// watch event arrives: the source is read from the API server, not reported
+    /// missing.
+    #[tokio::test]
+    async fn a_source_not_yet_in_the_cache_is_read_from_the_api_server() {
+        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let (store, _writer) = kube::runtime::reflector::store::<ClusterMetricsSource>();
+        let registry = Registry::new(
+            kube::Client::new(service, "default"),
+            store,
+            SourceDefaults::default(),
+            None,
+        )
+        .expect("registry");
+        let server = tokio::spawn(async move {
+            for found in [true, false] {
+                let (request, respond) = handle.next_request().await.expect("a GET");
+                assert_eq!(
+                    request.uri().path(),
+                    "/apis/autoscaling.ballast.dev/v1alpha1/clustermetricssources/prom"
+                );
+                let (status, body) = if found {
+                    (
+                        200,
+                        serde_json::json!({
+                            "apiVersion": "autoscaling.ballast.dev/v1alpha1", "kind": "ClusterMetricsSource",
+                            "metadata": {"name": "prom", "generation": 1},
+                            "spec": {"address": "http://127.0.0.1:9090", "allowedNamespaces": ["shop"]}
+                        }),
+                    )
+                } else {
+                    (
+                        404,
+                        serde_json::json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                        "reason": "NotFound", "code": 404, "message": "not found"}),
+                    )
+                };
+                let mut response = Response::new(Body::from(serde_json::to_vec(&body).unwrap()));
+                *response.status_mut() = http::StatusCode::from_u16(status).unwrap();
+                respond.send_response(response);
+            }
+        });
+        let handle = registry
+            .resolve(Some("prom"), "shop")
+            .await
+            .expect("found through the API");
+        assert_eq!(handle.address(), "http://127.0.0.1:9090");
+        // Deleted since: asked again (a miss is never cached), and reported missing.
+        assert_eq!(
+            registry.resolve(Some("prom"), "shop").await.err(),
+            Some(LookupError::NotFound("prom".into()))
+        );
+        server.await.expect("server");
+    }
 
     /// A shared source's last error reached another namespace's status with the
     /// query of the policy that met it (a connection reset).
