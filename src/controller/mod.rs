@@ -15,11 +15,11 @@
 pub mod apply;
 pub mod fetch;
 pub mod report;
+pub mod state;
 pub mod watches;
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use futures::{StreamExt, future};
@@ -34,16 +34,16 @@ use tokio::sync::watch;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use crate::api::conditions::types;
-use crate::api::history::History;
 use crate::api::validation::{self, Severity};
 use crate::api::{ClusterMetricsSource, CustomScalingPolicy, CustomScalingPolicyStatus};
-use crate::engine::{self, jitter};
+use crate::engine;
 use crate::metrics::registry::{Registry, SourceDefaults};
 use crate::scale::{ReplicaCache, Scaler};
 use crate::telemetry::{
     CategoryLabels, Direction, DirectionLabels, Metrics, PolicyDirectionLabels,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use state::{Due, Facts, Policies, key};
 use watches::WatchHealth;
 
 /// Operator settings (from `ballast run`'s flags).
@@ -86,36 +86,6 @@ impl Error {
     }
 }
 
-/// Per-policy scheduling and memory, in this process only.
-#[derive(Debug, Default)]
-struct PolicyState {
-    uid: String,
-    generation: Option<i64>,
-    /// Origin of the tick schedule (Unix ms) and the next tick's number.
-    start: i64,
-    tick: u64,
-    next_due: i64,
-    /// Evaluate at the next reconcile (target changed out of band).
-    force: bool,
-    /// The newest history, while this replica leads.
-    history: Option<History>,
-    /// Whether this replica led at the last tick, and in which leadership epoch.
-    led: bool,
-    epoch: u64,
-    /// Target replicas seen at the last tick.
-    last_current: Option<u32>,
-    /// The status this replica last wrote.
-    last_written: Option<CustomScalingPolicyStatus>,
-    /// A status whose write failed, retried before the next tick.
-    pending_status: Option<CustomScalingPolicyStatus>,
-    /// Consecutive failed ticks, for the error backoff.
-    errors: u32,
-    /// The spec of this generation passed validation (it is checked once per
-    /// generation, not every tick).
-    validated: bool,
-    metric_names: Vec<String>,
-}
-
 /// Shared by every reconcile.
 pub struct Context {
     pub client: Client,
@@ -129,27 +99,19 @@ pub struct Context {
     /// manager only reports changes it sees; if renewals fail it keeps saying
     /// "leader", so writes also require this deadline (see `watch_lease`).
     lease_valid_until: AtomicI64,
-    /// Bumped on every leadership change: in-memory history from another epoch is
-    /// not trusted.
-    epoch: AtomicU64,
-    state: Mutex<HashMap<String, PolicyState>>,
+    /// Every policy's schedule and memory (see [`state`]): one method call per lock.
+    state: Mutex<Policies>,
     /// Every cache a tick reads has its initial list: no tick before.
     synced: AtomicBool,
     /// The leader Lease has been read once (so `is_leader` means something).
     lease_read: AtomicBool,
 }
 
-/// `next_due` of a policy that waits for a spec change (invalid spec).
-const NEVER: i64 = i64::MAX / 2;
 /// How often a policy seen before the caches synced asks again.
 const UNSYNCED_RETRY: Duration = Duration::from_millis(200);
 
 pub fn now_ms() -> i64 {
     jiff::Timestamp::now().as_millisecond()
-}
-
-fn key(namespace: &str, name: &str) -> String {
-    format!("{namespace}/{name}")
 }
 
 impl Context {
@@ -169,8 +131,7 @@ impl Context {
             identity,
             leader,
             lease_valid_until: AtomicI64::new(0),
-            epoch: AtomicU64::new(0),
-            state: Mutex::new(HashMap::new()),
+            state: Mutex::new(Policies::new()),
             synced: AtomicBool::new(false),
             lease_read: AtomicBool::new(false),
         }
@@ -182,23 +143,18 @@ impl Context {
         *self.leader.borrow() && now_ms() < self.lease_valid_until.load(Ordering::Relaxed)
     }
 
-    /// What the lease manager says, without the read-back check: decides whose
-    /// in-memory history is trusted, not who may write.
-    fn leads(&self) -> bool {
-        *self.leader.borrow()
-    }
-
-    fn epoch(&self) -> u64 {
-        self.epoch.load(Ordering::Relaxed)
+    /// The policies' state machine. A panic while it was held cannot leave it
+    /// half-changed (every method is one step), so a poisoned lock is used as is.
+    fn policies(&self) -> MutexGuard<'_, Policies> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The replicas this replica is about to write to a policy's target.
     pub fn expect_replicas(&self, namespace: &str, name: &str, replicas: u32) {
-        if let Ok(mut state) = self.state.lock()
-            && let Some(st) = state.get_mut(&key(namespace, name))
-        {
-            st.last_current = Some(replicas);
-        }
+        self.policies()
+            .expect_replicas(&key(namespace, name), replicas);
     }
 
     /// Mark the policies targeting `kind/name` in `namespace` for an immediate tick
@@ -210,84 +166,13 @@ impl Context {
         replicas: Option<i32>,
         policies: &[ObjectRef<DeserializeGuard<CustomScalingPolicy>>],
     ) {
-        let Ok(mut state) = self.state.lock() else {
-            return;
-        };
+        let mut state = self.policies();
         for policy in policies {
-            if let Some(st) = state.get_mut(&key(namespace, &policy.name)) {
-                let seen = st.last_current.map(i64::from);
-                if replicas.map(i64::from) != seen && seen.is_some() {
-                    debug!(target = %name, "target replicas changed out of band");
-                    st.force = true;
-                }
+            if state.target_changed(&key(namespace, &policy.name), replicas) {
+                debug!(target = %name, "target replicas changed out of band");
             }
         }
     }
-}
-
-/// When a tick is due, or how long to wait.
-enum Schedule {
-    Now {
-        late_by_ms: i64,
-    },
-    Wait(Duration),
-    /// Nothing to do until the spec changes.
-    Never,
-}
-
-fn schedule(ctx: &Context, policy: &CustomScalingPolicy, k: &str, now: i64) -> Schedule {
-    let Ok(mut state) = ctx.state.lock() else {
-        return Schedule::Now { late_by_ms: 0 };
-    };
-    let st = state.entry(k.to_string()).or_default();
-    let uid = policy.uid().unwrap_or_default();
-    if st.uid != uid || st.generation != policy.metadata.generation {
-        // New policy, re-created, or its spec changed: tick now, then on a grid
-        // at this policy's own phase of the interval (policies seen together,
-        // e.g. at an operator start, do not stay in lockstep). The grid starts a
-        // whole interval on, so ticks are never closer than pollInterval (less
-        // jitter): `failureThreshold` ticks always span as long as it says.
-        let interval = policy.spec.poll_interval.as_millis().max(1000);
-        st.start = now + jitter::phase_millis(&uid, interval);
-        st.uid = uid;
-        st.generation = policy.metadata.generation;
-        st.tick = 0;
-        st.next_due = now;
-        st.history = None;
-        st.metric_names = policy.spec.metrics.iter().map(|m| m.name.clone()).collect();
-        st.validated = false;
-        return Schedule::Now { late_by_ms: 0 };
-    }
-    if st.force {
-        st.force = false;
-        return Schedule::Now { late_by_ms: 0 };
-    }
-    if st.next_due == NEVER {
-        return Schedule::Never;
-    }
-    if now >= st.next_due {
-        return Schedule::Now {
-            late_by_ms: now - st.next_due,
-        };
-    }
-    Schedule::Wait(Duration::from_millis((st.next_due - now) as u64))
-}
-
-/// After a tick: the next one, skipping any that were missed.
-fn next_tick(ctx: &Context, policy: &CustomScalingPolicy, k: &str, now: i64) -> Duration {
-    let interval = policy.spec.poll_interval.as_millis().max(1000);
-    let Ok(mut state) = ctx.state.lock() else {
-        return Duration::from_millis(interval);
-    };
-    let st = state.entry(k.to_string()).or_default();
-    // Advance past the ticks that are due (this one, and any missed), but not past
-    // one still ahead: a tick forced early (a spec or out-of-band change) must not
-    // cost the policy its next scheduled tick.
-    while st.next_due <= now {
-        st.tick += 1;
-        st.next_due = jitter::tick_time(st.start, &st.uid, st.tick, interval, policy.spec.jitter);
-    }
-    Duration::from_millis((st.next_due - now).max(1) as u64)
 }
 
 /// Reconcile entry: decide whether a tick is due, and run it.
@@ -318,13 +203,14 @@ pub async fn reconcile(
     let name = policy.name_any();
     let k = key(&namespace, &name);
     let now = now_ms();
-    let late_by = match schedule(&ctx, policy, &k, now) {
-        Schedule::Wait(d) => {
+    let due = ctx.policies().due(&k, Facts::of(policy), now);
+    let late_by = match due {
+        Due::Wait(d) => {
             retry_pending_status(&ctx, policy, &namespace, &k).await?;
             return Ok(Action::requeue(d));
         }
-        Schedule::Never => return Ok(Action::await_change()),
-        Schedule::Now { late_by_ms } => late_by_ms,
+        Due::Never => return Ok(Action::await_change()),
+        Due::Now { late_by_ms } => late_by_ms,
     };
     ctx.metrics.tick_lag.observe(late_by.max(0) as f64 / 1000.0);
     let span = info_span!("tick", namespace = %namespace, name = %name);
@@ -350,43 +236,28 @@ async fn tick(
     k: &str,
     now: i64,
 ) -> Result<Option<Duration>, Error> {
-    // `leading`: the lease manager's view, for whose history to trust; writes ask
-    // `ctx.is_leader()` (which also checks the lease read back) right before.
-    let leading = ctx.leads();
+    // Writes ask `ctx.is_leader()` (which also checks the Lease read back) right
+    // before each one; whose history to trust is the state machine's ticket.
     let leader = ctx.is_leader();
-    let epoch = ctx.epoch();
     let spec = &policy.spec;
 
     // An object the API admitted may still break rules CEL cannot see (PromQL).
-    let validated = ctx
-        .state
-        .lock()
-        .ok()
-        .and_then(|s| s.get(k).map(|st| st.validated))
-        .unwrap_or(false);
-    let errors: Vec<String> = if validated {
-        Vec::new()
-    } else {
+    let needs_validation = ctx.policies().needs_validation(k);
+    let errors: Vec<String> = if needs_validation {
         validation::validate_policy(spec)
             .into_iter()
             .filter(|p| p.severity == Severity::Error)
             .map(|p| p.to_string())
             .collect()
+    } else {
+        Vec::new()
     };
-    if errors.is_empty()
-        && !validated
-        && let Ok(mut state) = ctx.state.lock()
-        && let Some(st) = state.get_mut(k)
-    {
-        st.validated = true;
+    if needs_validation && errors.is_empty() {
+        ctx.policies().valid(k);
     }
     if !errors.is_empty() {
         warn!(problems = %errors.join("; "), "invalid policy; waiting for a change");
-        if let Ok(mut state) = ctx.state.lock()
-            && let Some(st) = state.get_mut(k)
-        {
-            st.next_due = NEVER;
-        }
+        ctx.policies().invalid(k);
         if ctx.is_leader() {
             let mut status = policy.status.clone().unwrap_or_default();
             status.observed_generation = policy.metadata.generation;
@@ -426,36 +297,14 @@ async fn tick(
     // 1. fetch
     let fetched = fetch::fetch(ctx, policy, namespace, now).await;
 
-    // History: the newest in memory while leading; restored from status otherwise.
-    // A new leader never scales down earlier than its predecessor would have: it
-    // resumes a scale-down window the status shows under way, and otherwise records
-    // the current replicas as a recommendation made now (the status may be older
-    // than the predecessor's last ticks).
-    let restored = |current: u32| -> History {
-        let mut h = policy
-            .status
-            .as_ref()
-            .and_then(|s| s.history.clone())
-            .unwrap_or_default();
-        if leading && engine::history::needs_takeover_mark(&h, current) {
-            engine::history::record_recommendation(&mut h, now, current);
-        }
-        h
-    };
-
     let (decision, applied, history) = match &fetched.current_replicas {
         Ok(current) => {
             let current = *current;
-            let history = {
-                let state = ctx.state.lock().ok();
-                let st = state.as_ref().and_then(|s| s.get(k));
-                match st {
-                    Some(st) if leading && st.led && st.epoch == epoch && st.history.is_some() => {
-                        st.history.clone().unwrap_or_default()
-                    }
-                    _ => restored(current),
-                }
-            };
+            // History: the newest in memory while leading; restored from status
+            // otherwise, never scaling down earlier than a predecessor would have
+            // (`state::Policies::begin`).
+            let persisted = policy.status.as_ref().and_then(|s| s.history.as_ref());
+            let (history, ticket) = ctx.policies().begin(k, persisted, current, now);
             let samples: Vec<Option<engine::Sample>> =
                 fetched.metrics.iter().map(|m| m.sample).collect();
             let current_nodes = fetched
@@ -511,15 +360,12 @@ async fn tick(
             }
             // Keep what happened before anything else can fail (the status write):
             // a retry must see this tick's scale event and its own write.
-            if let Ok(mut state) = ctx.state.lock()
-                && let Some(st) = state.get_mut(k)
-            {
-                st.history = if leading { Some(next.clone()) } else { None };
-                st.led = leading;
-                st.epoch = epoch;
-                st.last_current = Some(applied.replicas.map_or(current, |(_, to)| to));
-                st.errors = 0;
-            }
+            ctx.policies().decided(
+                k,
+                ticket,
+                next.clone(),
+                applied.replicas.map_or(current, |(_, to)| to),
+            );
             (Some(decision), applied, Some(next))
         }
         Err(e) => {
@@ -551,31 +397,23 @@ async fn tick(
                 Err(e) => warn!(error = %e, reason = %event.reason, "publishing an event failed"),
             }
         }
-        let previous = {
-            let state = ctx.state.lock().ok();
-            state.and_then(|s| s.get(k).and_then(|st| st.last_written.clone()))
-        };
+        let previous = ctx.policies().last_written(k).cloned();
         let stored = previous.as_ref().or(policy.status.as_ref());
         if report::worth_writing(&status, stored, policy)
             && let Err(e) = write(ctx, policy, namespace, k, &status).await
         {
-            if let Ok(mut state) = ctx.state.lock()
-                && let Some(st) = state.get_mut(k)
-            {
-                st.pending_status = Some(status);
-            }
             // Schedule the next tick as usual; the status is retried before it.
-            next_tick(ctx, policy, k, now);
+            let mut state = ctx.policies();
+            state.status_failed(k, status);
+            state.next_tick(k, Facts::of(policy), now);
             return Err(e);
         }
     }
-    if decision.is_none()
-        && let Ok(mut state) = ctx.state.lock()
-        && let Some(st) = state.get_mut(k)
-    {
-        st.last_current = None;
+    let mut state = ctx.policies();
+    if decision.is_none() {
+        state.target_unknown(k);
     }
-    Ok(Some(next_tick(ctx, policy, k, now)))
+    Ok(Some(state.next_tick(k, Facts::of(policy), now)))
 }
 
 /// Retry a status write that failed, between ticks (leader only).
@@ -585,11 +423,7 @@ async fn retry_pending_status(
     namespace: &str,
     k: &str,
 ) -> Result<(), Error> {
-    let pending = ctx
-        .state
-        .lock()
-        .ok()
-        .and_then(|mut s| s.get_mut(k).and_then(|st| st.pending_status.take()));
+    let pending = ctx.policies().take_pending_status(k);
     let Some(status) = pending else {
         return Ok(());
     };
@@ -597,11 +431,7 @@ async fn retry_pending_status(
         return Ok(());
     }
     if let Err(e) = write(ctx, policy, namespace, k, &status).await {
-        if let Ok(mut state) = ctx.state.lock()
-            && let Some(st) = state.get_mut(k)
-        {
-            st.pending_status = Some(status);
-        }
+        ctx.policies().status_failed(k, status);
         return Err(e);
     }
     Ok(())
@@ -621,11 +451,7 @@ async fn write(
             name: policy.name_any(),
             message: crate::metrics::registry::short_kube_error(&e),
         })?;
-    if let Ok(mut state) = ctx.state.lock()
-        && let Some(st) = state.get_mut(k)
-    {
-        st.last_written = Some(status.clone());
-    }
+    ctx.policies().status_written(k, status.clone());
     Ok(())
 }
 
@@ -648,20 +474,7 @@ pub fn error_policy(
         .0
         .as_ref()
         .map_or(15_000, |p| p.spec.poll_interval.as_millis().max(1000));
-    let attempt = ctx
-        .state
-        .lock()
-        .ok()
-        .and_then(|mut s| {
-            s.get_mut(&k).map(|st| {
-                st.errors = st.errors.saturating_add(1);
-                st.errors
-            })
-        })
-        .unwrap_or(1);
-    let ceiling = (500u64 << attempt.min(16)).min(interval);
-    let delay = (jitter::unit(&k, u64::from(attempt)) * ceiling as f64) as u64;
-    Action::requeue(Duration::from_millis(delay.max(100)))
+    Action::requeue(ctx.policies().failed(&k, interval))
 }
 
 /// Wait until both CRDs are established, logging while waiting.
@@ -971,7 +784,7 @@ pub async fn run(
         helpers.push(tokio::spawn(async move {
             loop {
                 let is_leader = *rx.borrow_and_update();
-                ctx.epoch.fetch_add(1, Ordering::Relaxed);
+                ctx.policies().leadership(is_leader);
                 metrics.leader.set(i64::from(is_leader));
                 info!(identity = %identity, leader = is_leader, "leadership");
                 if rx.changed().await.is_err() {
@@ -1052,19 +865,7 @@ pub async fn run(
                     .iter()
                     .map(|g| key(&g.namespace().unwrap_or_default(), &g.name_any()))
                     .collect();
-                let gone: Vec<(String, Vec<String>)> = match ctx.state.lock() {
-                    Ok(mut state) => {
-                        let dead: Vec<String> = state
-                            .keys()
-                            .filter(|k| !live.contains(*k))
-                            .cloned()
-                            .collect();
-                        dead.into_iter()
-                            .filter_map(|k| state.remove(&k).map(|st| (k, st.metric_names)))
-                            .collect()
-                    }
-                    Err(_) => vec![],
-                };
+                let gone = ctx.policies().forget_all_but(&live);
                 for (k, names) in gone {
                     if let Some((ns, name)) = k.split_once('/') {
                         ctx.metrics.forget_policy(ns, name, &names);
@@ -1193,7 +994,7 @@ spec:
             .expect("reconcile");
         assert_eq!(action, Action::requeue(UNSYNCED_RETRY));
         assert!(
-            ctx.state.lock().unwrap().is_empty(),
+            ctx.policies().is_empty(),
             "not even scheduled: the first tick is due at the sync"
         );
         assert!(
@@ -1216,7 +1017,7 @@ spec:
             "/apis/apps/v1",
             "discovery of the target's kind"
         );
-        assert!(ctx.state.lock().unwrap().contains_key("ns/p"));
+        assert!(ctx.policies().contains("ns/p"));
         tick.abort();
     }
 }
