@@ -9,6 +9,7 @@ pub mod api;
 pub mod cli;
 pub mod controller;
 pub mod engine;
+pub mod kube_error;
 pub mod metrics;
 pub mod scale;
 pub mod telemetry;

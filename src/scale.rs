@@ -19,7 +19,7 @@ use tracing::debug;
 use crate::api::TargetRef;
 use crate::api::conditions::FIELD_MANAGER;
 use crate::engine::PodRequests;
-use crate::metrics::registry::short_kube_error;
+use crate::kube_error;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScaleError {
@@ -190,7 +190,7 @@ impl Scaler {
                 .map_err(|e| ScaleError::Discover {
                     api_version: target.api_version.clone(),
                     kind: target.kind.clone(),
-                    message: short_kube_error(&e),
+                    message: kube_error::short(&e),
                 })?;
         if caps.scope == Scope::Cluster {
             return Err(ScaleError::ClusterScoped {
@@ -225,7 +225,7 @@ impl Scaler {
             .map_err(|e| ScaleError::GetScale {
                 kind: target.kind.clone(),
                 name: target.name.clone(),
-                message: short_kube_error(&e),
+                message: kube_error::short(&e),
             })
     }
 
@@ -290,7 +290,7 @@ impl Scaler {
             _ => ScaleError::GetScale {
                 kind: target.kind.clone(),
                 name: target.name.clone(),
-                message: short_kube_error(&e),
+                message: kube_error::short(&e),
             },
         };
         match path {
@@ -337,7 +337,7 @@ impl Scaler {
         let failed = |e: kube::Error| ScaleError::PatchScale {
             kind: target.kind.clone(),
             name: target.name.clone(),
-            message: short_kube_error(&e),
+            message: kube_error::short(&e),
         };
         match path {
             None if resolved.has_scale => {

@@ -38,4 +38,8 @@ pub mod reasons {
     /// The workload needs more nodes than `maxNodes`: the pool is held at its cap
     /// (and, with `capReplicas`, the workload at what the cap holds).
     pub const NODE_POOL_AT_MAX: &str = "NodePoolAtMax";
+    // The spec.
+    /// The spec breaks a rule CEL cannot check (PromQL, cross-field): `Ready` and
+    /// `AbleToScale` are False until the spec changes.
+    pub const INVALID_SPEC: &str = "InvalidSpec";
 }

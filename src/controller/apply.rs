@@ -6,10 +6,22 @@ use kube::ResourceExt;
 use tracing::{info, warn};
 
 use super::Context;
-use super::report::Applied;
 use crate::api::CustomScalingPolicy;
 use crate::engine::{Decision, NodeDecision, Order};
 use crate::telemetry::ReasonLabels;
+
+/// What happened at apply, for status and Events.
+#[derive(Clone, Debug, Default)]
+pub struct Applied {
+    /// The workload was written (from, to).
+    pub replicas: Option<(u32, u32)>,
+    /// The node pool was written (from, to).
+    pub nodes: Option<(Option<u32>, u32)>,
+    /// A write failed: (reason, message).
+    pub failure: Option<(&'static str, String)>,
+    /// Why nothing was written although the decision changed something.
+    pub skipped: Option<&'static str>,
+}
 
 pub async fn apply(
     ctx: &Context,

@@ -14,8 +14,11 @@
 
 pub mod apply;
 pub mod fetch;
+pub mod publish;
 pub mod report;
 pub mod state;
+pub mod tick;
+pub mod validate;
 pub mod watches;
 
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -33,16 +36,10 @@ use kube::{Api, Client, Resource, ResourceExt};
 use tokio::sync::watch;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
-use crate::api::conditions::types;
-use crate::api::validation::{self, Severity};
-use crate::api::{ClusterMetricsSource, CustomScalingPolicy, CustomScalingPolicyStatus};
-use crate::engine;
+use crate::api::{ClusterMetricsSource, CustomScalingPolicy};
 use crate::metrics::registry::{Registry, SourceDefaults};
 use crate::scale::{ReplicaCache, Scaler};
-use crate::telemetry::{
-    CategoryLabels, Direction, DirectionLabels, Metrics, PolicyDirectionLabels,
-};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use crate::telemetry::{CategoryLabels, Metrics};
 use state::{Due, Facts, Policies, key};
 use watches::WatchHealth;
 
@@ -67,12 +64,8 @@ pub struct Config {
 /// Errors that fail a tick (everything else becomes a condition).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("updating the status of {namespace}/{name}: {message}")]
-    UpdateStatus {
-        namespace: String,
-        name: String,
-        message: String,
-    },
+    #[error(transparent)]
+    Publish(#[from] publish::Error),
     #[error("policy {0} is not namespaced")]
     NotNamespaced(String),
 }
@@ -80,7 +73,7 @@ pub enum Error {
 impl Error {
     pub fn category(&self) -> &'static str {
         match self {
-            Error::UpdateStatus { .. } => "UpdateStatus",
+            Error::Publish(e) => e.category(),
             Error::NotNamespaced(_) => "InvalidObject",
         }
     }
@@ -202,11 +195,13 @@ pub async fn reconcile(
         .ok_or_else(|| Error::NotNamespaced(policy.name_any()))?;
     let name = policy.name_any();
     let k = key(&namespace, &name);
-    let now = now_ms();
-    let due = ctx.policies().due(&k, Facts::of(policy), now);
+    let now = jiff::Timestamp::now();
+    let due = ctx
+        .policies()
+        .due(&k, Facts::of(policy), now.as_millisecond());
     let late_by = match due {
         Due::Wait(d) => {
-            retry_pending_status(&ctx, policy, &namespace, &k).await?;
+            publish::retry_pending_status(&ctx, policy, &k).await?;
             return Ok(Action::requeue(d));
         }
         Due::Never => return Ok(Action::await_change()),
@@ -215,7 +210,7 @@ pub async fn reconcile(
     ctx.metrics.tick_lag.observe(late_by.max(0) as f64 / 1000.0);
     let span = info_span!("tick", namespace = %namespace, name = %name);
     let started = std::time::Instant::now();
-    let result = tick(&ctx, policy, &namespace, &k, now)
+    let result = tick::tick(&ctx, policy, &namespace, &k, now)
         .instrument(span)
         .await;
     ctx.metrics
@@ -226,233 +221,6 @@ pub async fn reconcile(
         Ok(None) => Ok(Action::await_change()),
         Err(e) => Err(e),
     }
-}
-
-/// One tick: fetch → decide → apply → report. `None`: wait for a spec change.
-async fn tick(
-    ctx: &Context,
-    policy: &CustomScalingPolicy,
-    namespace: &str,
-    k: &str,
-    now: i64,
-) -> Result<Option<Duration>, Error> {
-    // Writes ask `ctx.is_leader()` (which also checks the Lease read back) right
-    // before each one; whose history to trust is the state machine's ticket.
-    let leader = ctx.is_leader();
-    let spec = &policy.spec;
-
-    // An object the API admitted may still break rules CEL cannot see (PromQL).
-    let needs_validation = ctx.policies().needs_validation(k);
-    let errors: Vec<String> = if needs_validation {
-        validation::validate_policy(spec)
-            .into_iter()
-            .filter(|p| p.severity == Severity::Error)
-            .map(|p| p.to_string())
-            .collect()
-    } else {
-        Vec::new()
-    };
-    if needs_validation && errors.is_empty() {
-        ctx.policies().valid(k);
-    }
-    if !errors.is_empty() {
-        warn!(problems = %errors.join("; "), "invalid policy; waiting for a change");
-        ctx.policies().invalid(k);
-        if ctx.is_leader() {
-            let mut status = policy.status.clone().unwrap_or_default();
-            status.observed_generation = policy.metadata.generation;
-            let message: String = errors.join("; ").chars().take(1024).collect();
-            let conditions = [types::READY, types::ABLE_TO_SCALE]
-                .into_iter()
-                .map(|t| Condition {
-                    type_: t.into(),
-                    status: "False".into(),
-                    reason: "InvalidSpec".into(),
-                    message: message.clone(),
-                    observed_generation: policy.metadata.generation,
-                    last_transition_time: Time(jiff::Timestamp::now()),
-                })
-                .collect();
-            let old = policy
-                .status
-                .as_ref()
-                .map(|s| s.conditions.clone())
-                .unwrap_or_default();
-            status.conditions = report::keep_transition_times(conditions, &old);
-            let unchanged = policy.status.as_ref().is_some_and(|s| {
-                s.observed_generation == status.observed_generation
-                    && s.conditions.len() == status.conditions.len()
-                    && s.conditions.iter().zip(&status.conditions).all(|(a, b)| {
-                        (&a.type_, &a.status, &a.reason, &a.message)
-                            == (&b.type_, &b.status, &b.reason, &b.message)
-                    })
-            });
-            if !unchanged {
-                write(ctx, policy, namespace, k, &status).await?;
-            }
-        }
-        return Ok(None);
-    }
-
-    // 1. fetch
-    let fetched = fetch::fetch(ctx, policy, namespace, now).await;
-
-    let (decision, applied, history) = match &fetched.current_replicas {
-        Ok(current) => {
-            let current = *current;
-            // History: the newest in memory while leading; restored from status
-            // otherwise, never scaling down earlier than a predecessor would have
-            // (`state::Policies::begin`).
-            let persisted = policy.status.as_ref().and_then(|s| s.history.as_ref());
-            let (history, ticket) = ctx.policies().begin(k, persisted, current, now);
-            let samples: Vec<Option<engine::Sample>> =
-                fetched.metrics.iter().map(|m| m.sample).collect();
-            let current_nodes = fetched
-                .current_nodes
-                .as_ref()
-                .and_then(|r| r.as_ref().ok().copied());
-            // 2. decide
-            let decision = engine::decide(&engine::Input {
-                spec,
-                now,
-                current_replicas: current,
-                samples: &samples,
-                history: &history,
-                current_nodes,
-                pod_requests: fetched.pod_requests,
-            });
-            debug!(
-                current,
-                desired = decision.desired_replicas,
-                recommended = ?decision.recommended,
-                reason = decision.reason,
-                data = ?decision.data,
-                leader,
-                "decided"
-            );
-            // 3. apply
-            let applied = apply::apply(ctx, policy, namespace, current, &decision, leader).await;
-            let mut next = decision.history.clone();
-            if applied.replicas.is_none() {
-                // The engine assumed its decision applied; it was not.
-                next.scale_events.retain(|e| e.time != now);
-            }
-            let direction = match decision.desired_replicas.cmp(&current) {
-                std::cmp::Ordering::Greater => Direction::up,
-                std::cmp::Ordering::Less => Direction::down,
-                std::cmp::Ordering::Equal => Direction::none,
-            };
-            ctx.metrics
-                .decisions
-                .get_or_create(&DirectionLabels {
-                    direction: direction.clone(),
-                })
-                .inc();
-            if applied.replicas.is_some() {
-                ctx.metrics
-                    .scaling_events
-                    .get_or_create(&PolicyDirectionLabels {
-                        namespace: namespace.into(),
-                        policy: policy.name_any(),
-                        direction,
-                    })
-                    .inc();
-            }
-            // Keep what happened before anything else can fail (the status write):
-            // a retry must see this tick's scale event and its own write.
-            ctx.policies().decided(
-                k,
-                ticket,
-                next.clone(),
-                applied.replicas.map_or(current, |(_, to)| to),
-            );
-            (Some(decision), applied, Some(next))
-        }
-        Err(e) => {
-            ctx.metrics
-                .reconcile_errors
-                .get_or_create(&CategoryLabels {
-                    category: e.category().into(),
-                })
-                .inc();
-            warn!(error = %e, "cannot read the target's replicas");
-            (None, report::Applied::default(), None)
-        }
-    };
-
-    // 4. report
-    let status = report::status(
-        policy,
-        &fetched,
-        decision.as_ref(),
-        &applied,
-        history.as_ref(),
-        now,
-    );
-    report::record_metrics(ctx, policy, &status, now);
-    if ctx.is_leader() {
-        for event in report::events(policy, &fetched, decision.as_ref(), &applied) {
-            match report::publish(ctx, policy, &event).await {
-                Ok(()) => info!(reason = %event.reason, "event"),
-                Err(e) => warn!(error = %e, reason = %event.reason, "publishing an event failed"),
-            }
-        }
-        let previous = ctx.policies().last_written(k).cloned();
-        let stored = previous.as_ref().or(policy.status.as_ref());
-        if report::worth_writing(&status, stored, policy)
-            && let Err(e) = write(ctx, policy, namespace, k, &status).await
-        {
-            // Schedule the next tick as usual; the status is retried before it.
-            let mut state = ctx.policies();
-            state.status_failed(k, status);
-            state.next_tick(k, Facts::of(policy), now);
-            return Err(e);
-        }
-    }
-    let mut state = ctx.policies();
-    if decision.is_none() {
-        state.target_unknown(k);
-    }
-    Ok(Some(state.next_tick(k, Facts::of(policy), now)))
-}
-
-/// Retry a status write that failed, between ticks (leader only).
-async fn retry_pending_status(
-    ctx: &Context,
-    policy: &CustomScalingPolicy,
-    namespace: &str,
-    k: &str,
-) -> Result<(), Error> {
-    let pending = ctx.policies().take_pending_status(k);
-    let Some(status) = pending else {
-        return Ok(());
-    };
-    if !ctx.is_leader() {
-        return Ok(());
-    }
-    if let Err(e) = write(ctx, policy, namespace, k, &status).await {
-        ctx.policies().status_failed(k, status);
-        return Err(e);
-    }
-    Ok(())
-}
-
-async fn write(
-    ctx: &Context,
-    policy: &CustomScalingPolicy,
-    namespace: &str,
-    k: &str,
-    status: &CustomScalingPolicyStatus,
-) -> Result<(), Error> {
-    report::write_status(ctx, policy, status)
-        .await
-        .map_err(|e| Error::UpdateStatus {
-            namespace: namespace.into(),
-            name: policy.name_any(),
-            message: crate::metrics::registry::short_kube_error(&e),
-        })?;
-    ctx.policies().status_written(k, status.clone());
-    Ok(())
 }
 
 /// A failed tick backs off exponentially with jitter, capped at the poll interval.

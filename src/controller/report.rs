@@ -1,35 +1,20 @@
-//! Step 4, **report**: status (by server-side apply, only when something a person
-//! or a successor needs has changed), conditions with HPA-style reasons and
-//! `lastTransitionTime` kept, Events, and the operator's metrics.
+//! Step 4, **report** (no client): what a tick has to say — the status, its
+//! conditions with HPA-style reasons and `lastTransitionTime` kept, whether it is
+//! worth a write (only when something a person or a successor needs changed), the
+//! Events, and the operator's per-policy metrics. [`super::publish`] writes them.
 
-use k8s_openapi::api::events::v1::Event as K8sEvent;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
-use kube::api::PostParams;
-use kube::api::{Patch, PatchParams};
-use kube::{Api, Resource, ResourceExt};
+use kube::ResourceExt;
 use serde_json::json;
 
 use super::Context;
+use super::apply::Applied;
 use super::fetch::Fetched;
-use crate::api::conditions::{FIELD_MANAGER, reasons, types};
+use crate::api::conditions::{reasons, types};
 use crate::api::history::History;
 use crate::api::{CustomScalingPolicy, CustomScalingPolicyStatus, MetricStatus, NodePoolStatus};
 use crate::engine::{Data, Decision};
 use crate::telemetry::{MetricLabels, PolicyLabels};
-
-/// What happened at apply, for status and Events.
-#[derive(Clone, Debug, Default)]
-pub struct Applied {
-    /// The workload was written (from, to).
-    pub replicas: Option<(u32, u32)>,
-    /// The node pool was written (from, to).
-    pub nodes: Option<(Option<u32>, u32)>,
-    /// A write failed: (reason, message).
-    pub failure: Option<(&'static str, String)>,
-    /// Why nothing was written although the decision changed something.
-    pub skipped: Option<&'static str>,
-}
 
 fn ts(ms: i64) -> Option<Time> {
     jiff::Timestamp::from_millisecond(ms).ok().map(Time)
@@ -388,28 +373,6 @@ pub fn worth_writing(
     digest(new, cap) != digest(old, cap) || metric_moved(new, old, policy, tolerance)
 }
 
-/// Write the status by server-side apply.
-pub async fn write_status(
-    ctx: &Context,
-    policy: &CustomScalingPolicy,
-    status: &CustomScalingPolicyStatus,
-) -> Result<(), kube::Error> {
-    let namespace = policy.namespace().unwrap_or_default();
-    let api: Api<CustomScalingPolicy> = Api::namespaced(ctx.client.clone(), &namespace);
-    let patch = json!({
-        "apiVersion": CustomScalingPolicy::api_version(&()),
-        "kind": CustomScalingPolicy::kind(&()),
-        "status": status,
-    });
-    api.patch_status(
-        &policy.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await
-    .map(|_| ())
-}
-
 /// Severity of an Event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EventType {
@@ -429,42 +392,6 @@ pub struct Event {
 
 /// The `reportingController` of our Events.
 pub const REPORTING_CONTROLLER: &str = "autoscaling.ballast.dev/operator";
-
-/// Publish an Event (events.k8s.io/v1) about `policy`. Each call creates one Event:
-/// kube's recorder folds events with the same reason into one series and keeps the
-/// first note, which would hide "scaled from 5 to 8" behind "from 1 to 5".
-pub async fn publish(
-    ctx: &Context,
-    policy: &CustomScalingPolicy,
-    event: &Event,
-) -> Result<(), kube::Error> {
-    let namespace = policy.namespace().unwrap_or_default();
-    let now = jiff::Timestamp::now();
-    let object = K8sEvent {
-        metadata: ObjectMeta {
-            name: Some(format!("{}.{:x}", policy.name_any(), now.as_nanosecond())),
-            namespace: Some(namespace.clone()),
-            ..Default::default()
-        },
-        event_time: Some(MicroTime(now)),
-        action: Some(event.action.clone()),
-        reason: Some(event.reason.clone()),
-        note: event.note.clone(),
-        type_: Some(match event.type_ {
-            EventType::Normal => "Normal".into(),
-            EventType::Warning => "Warning".into(),
-        }),
-        regarding: Some(policy.object_ref(&())),
-        related: event.secondary.clone(),
-        reporting_controller: Some(REPORTING_CONTROLLER.into()),
-        reporting_instance: Some(ctx.identity.clone()),
-        ..Default::default()
-    };
-    Api::<K8sEvent>::namespaced(ctx.client.clone(), &namespace)
-        .create(&PostParams::default(), &object)
-        .await
-        .map(|_| ())
-}
 
 /// Events for what happened at this tick (leader only).
 pub fn events(

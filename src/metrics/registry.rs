@@ -334,7 +334,7 @@ impl Registry {
         let secret = api.get(name).await.map_err(|e| {
             format!(
                 "reading Secret {namespace}/{name}: {}",
-                short_kube_error(&e)
+                crate::kube_error::short(&e)
             )
         })?;
         let bytes = secret
@@ -357,14 +357,6 @@ fn breaker_for(name: &str, d: &SourceDefaults, object: Option<&ClusterMetricsSou
         d.backoff_base.as_millis() as i64,
         d.backoff_cap.as_millis() as i64,
     )
-}
-
-/// A kube error without response bodies (which could echo request content).
-pub fn short_kube_error(e: &kube::Error) -> String {
-    match e {
-        kube::Error::Api(status) => format!("{} ({})", status.reason, status.code),
-        other => other.to_string(),
-    }
 }
 
 #[cfg(test)]

@@ -37,7 +37,7 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use tracing::{debug, info, warn};
 
-use crate::metrics::registry::short_kube_error;
+use crate::kube_error;
 use crate::telemetry::Metrics;
 
 #[derive(Debug, thiserror::Error)]
@@ -534,7 +534,7 @@ impl CertManager {
                     action,
                     namespace: namespace.to_string(),
                     name: name.to_string(),
-                    message: short_kube_error(&e),
+                    message: kube_error::short(&e),
                 },
             }
         };
@@ -586,7 +586,7 @@ impl CertManager {
         let api: Api<ValidatingWebhookConfiguration> = Api::all(self.client.clone());
         let webhook_error = |e: kube::Error| CertError::Webhook {
             name: name.to_string(),
-            message: short_kube_error(&e),
+            message: kube_error::short(&e),
         };
         let Some(mut vwc) = api.get_opt(name).await.map_err(webhook_error)? else {
             warn!(

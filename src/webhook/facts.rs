@@ -11,7 +11,7 @@ use kube::core::GroupVersionKind;
 
 use super::checks::{KindInfo, OtherPolicy, PolicyFacts, ScaleRef};
 use crate::api::{ClusterMetricsSource, CustomScalingPolicy, CustomScalingPolicySpec, TargetRef};
-use crate::metrics::registry::short_kube_error;
+use crate::kube_error;
 use crate::scale::{ScaleError, Scaler};
 
 /// A lookup failed; the webhook refuses rather than let an unchecked policy in.
@@ -25,7 +25,7 @@ pub struct FactError {
 fn fact_error(what: &'static str) -> impl Fn(kube::Error) -> FactError {
     move |e| FactError {
         what,
-        message: short_kube_error(&e),
+        message: kube_error::short(&e),
     }
 }
 
