@@ -1,4 +1,4 @@
-//! Step 3, **apply**: write the decision — only when a number changes, only as the
+//! Step 4, **apply** (client required): write the decision — only when a number changes, only as the
 //! leader, never while `paused` or under `dryRun` — with the node pool and the
 //! workload ordered as the engine says (nodes up first, down last).
 

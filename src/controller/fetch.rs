@@ -1,4 +1,4 @@
-//! Step 1, **fetch**: the target's replicas, each metric's sample, the node pool's
+//! Step 2, **fetch** (client required): the target's replicas, each metric's sample, the node pool's
 //! size and (for `nodeAllocatable`) the pod requests. Failures become explicit
 //! inputs ("no data" with a reason), never zeros.
 

@@ -1,4 +1,4 @@
-//! Step 5, **publish** (client required): what [`super::report`] built goes to the
+//! Step 6, **publish** (client required): what [`super::report`] built goes to the
 //! API server — Events, and the status by server-side apply when it is worth a
 //! write — by the leader only, checked right before. A status write that fails is
 //! kept for a retry before the next tick (`state::Policies::status_failed`).

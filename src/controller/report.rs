@@ -1,4 +1,4 @@
-//! Step 4, **report** (no client): what a tick has to say — the status, its
+//! Step 5, **report** (no client): what a tick has to say — the status, its
 //! conditions with HPA-style reasons and `lastTransitionTime` kept, whether it is
 //! worth a write (only when something a person or a successor needs changed), the
 //! Events, and the operator's per-policy metrics. [`super::publish`] writes them.

@@ -17,12 +17,19 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use futures::{Stream, StreamExt, future};
-use kube::Resource;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use kube::api::Api;
-use kube::runtime::reflector::{self, Store};
+use kube::core::DeserializeGuard;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::utils::Backoff;
-use kube::runtime::{WatchStreamExt, watcher};
-use tracing::{info, warn};
+use kube::runtime::watcher::{self, DefaultBackoff, watcher};
+use kube::{Client, Resource, ResourceExt};
+use std::sync::atomic::Ordering;
+use tracing::{debug, info, warn};
+
+use super::Context;
+use crate::api::{ClusterMetricsSource, CustomScalingPolicy};
 
 use crate::telemetry::{Metrics, WatchErrorLabels, WatchLabels};
 
@@ -201,6 +208,125 @@ where
         .applied_objects()
         .filter_map(|item| future::ready(item.ok().map(Ok)));
     (store, stream)
+}
+
+/// Policies in `store` whose target is `kind/name` in `namespace`.
+pub fn policies_targeting(
+    store: &Store<DeserializeGuard<CustomScalingPolicy>>,
+    api_group: &str,
+    kind: &str,
+    namespace: &str,
+    name: &str,
+) -> Vec<ObjectRef<DeserializeGuard<CustomScalingPolicy>>> {
+    store
+        .state()
+        .iter()
+        .filter_map(|g| {
+            let p = g.0.as_ref().ok()?;
+            let t = &p.spec.target_ref;
+            let group = t.api_version.split_once('/').map_or("", |(g, _)| g);
+            (p.namespace().as_deref() == Some(namespace)
+                && t.kind == kind
+                && t.name == name
+                && group == api_group)
+                .then(|| ObjectRef::from_obj(g.as_ref()))
+        })
+        .collect()
+}
+
+/// Maps a watched `apps/v1` target to the policies that scale it, marking them for
+/// an immediate tick when its replicas changed out of band.
+pub fn target_mapper<K: Resource + ResourceExt>(
+    store: Store<DeserializeGuard<CustomScalingPolicy>>,
+    ctx: Arc<Context>,
+    kind: &'static str,
+    replicas: fn(&K) -> Option<i32>,
+) -> impl Fn(K) -> Vec<ObjectRef<DeserializeGuard<CustomScalingPolicy>>> {
+    move |object: K| {
+        let (namespace, name) = (object.namespace().unwrap_or_default(), object.name_any());
+        let refs = policies_targeting(&store, "apps", kind, &namespace, &name);
+        ctx.target_changed(&namespace, &name, replicas(&object), &refs);
+        refs
+    }
+}
+
+/// [`reflect`] over every `K` in the cluster, with the default backoff.
+pub fn reflect_all<K>(
+    client: &Client,
+    metrics: &Arc<Metrics>,
+    name: &'static str,
+    trim: fn(&mut K),
+) -> (
+    Store<K>,
+    impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+)
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    reflect(
+        Api::<K>::all(client.clone()),
+        trim,
+        DefaultBackoff::default(),
+        WatchHealth::new(name, metrics.clone()),
+    )
+}
+
+/// The stores a tick reads, waited on together before the first tick.
+pub struct SyncedCaches {
+    pub policies: Store<DeserializeGuard<CustomScalingPolicy>>,
+    pub sources: Store<ClusterMetricsSource>,
+    pub deployments: Store<Deployment>,
+    pub statefulsets: Store<StatefulSet>,
+}
+
+impl SyncedCaches {
+    pub async fn wait(&self, ctx: &Context) {
+        // Re-poll: kube's readiness future keeps only the last waiter's waker, and
+        // the controller waits on the same store, so a single await can sleep forever.
+        async fn ready<K>(name: &str, store: &Store<K>)
+        where
+            K: Resource + Clone + 'static,
+            K::DynamicType: Eq + std::hash::Hash + Clone,
+        {
+            let mut waits = 0u32;
+            while tokio::time::timeout(Duration::from_millis(500), store.wait_until_ready())
+                .await
+                .is_err()
+            {
+                waits += 1;
+                if waits.is_multiple_of(20) {
+                    info!(
+                        cache = name,
+                        waited_seconds = waits / 2,
+                        "waiting for the cache's initial list; no policy is evaluated before"
+                    );
+                }
+            }
+            debug!(cache = name, "synced");
+        }
+        ready("policies", &self.policies).await;
+        ready("sources", &self.sources).await;
+        ready("deployments", &self.deployments).await;
+        ready("statefulsets", &self.statefulsets).await;
+        let mut waits = 0u32;
+        while !ctx.lease_read.load(Ordering::Relaxed) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            waits += 1;
+            if waits.is_multiple_of(100) {
+                info!(
+                    waited_seconds = waits / 10,
+                    "waiting to read the leader Lease; no policy is evaluated before"
+                );
+            }
+        }
+        debug!("leader lease read");
+    }
 }
 
 #[cfg(test)]
