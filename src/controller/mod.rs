@@ -252,6 +252,9 @@ pub fn error_policy(
 }
 
 #[cfg(test)]
+mod reconcile_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::api::ClusterMetricsSource;
