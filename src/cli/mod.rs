@@ -1,5 +1,6 @@
-//! The `ballast` command line: `crd`, `lint` and `simulate`. `main.rs` parses the
-//! arguments into [`Cli`] and hands them to [`run`].
+//! The `ballast` command line: `run` (the operator), `webhook`, `crd`, `lint`,
+//! `simulate`, `query` and `dashboard`. `main.rs` parses the arguments into
+//! [`Cli`] and hands them to [`run`](fn@run).
 
 pub mod crd;
 pub mod dashboard;
