@@ -12,19 +12,23 @@
 //!   `Verdict::message` when denied, and every warning at most 240 characters and
 //!   free of control characters, which make the API server drop it (unchanged apart
 //!   from that when it was short enough).
-#![no_main]
+#![cfg_attr(fuzzing, no_main)]
 
 use std::collections::BTreeMap;
 
 use ballast::api::CustomScalingPolicySpec;
 use ballast::webhook::admission::{self, API_VERSION, Operation, Verdict};
 use ballast::webhook::checks::{self, KindInfo, OtherPolicy, PolicyFacts, ScaleRef};
-use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 
 const MAX_WARNING_CHARS: usize = 240;
 
-fuzz_target!(|data: &[u8]| {
+#[cfg(fuzzing)]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| fuzz_one(data));
+
+/// One input: the properties above, asserted (also replayed over the seeds by
+/// `tests/fuzz_seeds.rs` in `make unit`).
+pub fn fuzz_one(data: &[u8]) {
     let request = match admission::decode(data) {
         Ok(r) => r,
         Err(e) => {
@@ -90,7 +94,7 @@ fuzz_target!(|data: &[u8]| {
     check_response(&request.uid, &verdict);
     verdict.denials.extend(texts);
     check_response(&request.uid, &verdict);
-});
+}
 
 /// Cluster facts that make `check_cluster` say something about every part of the
 /// spec: the target's kind not served, a node pool kind without `/scale`, another

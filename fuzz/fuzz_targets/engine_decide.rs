@@ -28,7 +28,7 @@
 //!   holds no time after `now` and nothing older than the windows and periods look
 //!   at, carries only finite smoothed values and survives a JSON round trip (it is
 //!   written to the policy's status and read back by the next leader).
-#![no_main]
+#![cfg_attr(fuzzing, no_main)]
 
 use std::sync::LazyLock;
 
@@ -42,7 +42,6 @@ use ballast::api::policy::*;
 use ballast::api::validation::{Severity, validate_policy};
 use ballast::engine::behavior::Resolved;
 use ballast::engine::{self, Data, Decision, Input, PodRequests, STALE_INTERVALS, Sample};
-use libfuzzer_sys::fuzz_target;
 
 const BASE: &str = r#"
 targetRef: {apiVersion: apps/v1, kind: Deployment, name: web}
@@ -98,10 +97,15 @@ const YEAR_MS: u64 = 365 * 86_400_000;
 /// Latest `now`: about the year 5000.
 const MAX_NOW: i64 = 100_000_000_000_000;
 
-fuzz_target!(|data: &[u8]| {
+#[cfg(fuzzing)]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| fuzz_one(data));
+
+/// One input: the properties above, asserted (also replayed over the seeds by
+/// `tests/fuzz_seeds.rs` in `make unit`).
+pub fn fuzz_one(data: &[u8]) {
     let mut u = Unstructured::new(data);
     let _ = run(&mut u);
-});
+}
 
 fn run(u: &mut Unstructured) -> Result<()> {
     let spec = make_spec(u)?;

@@ -13,17 +13,21 @@
 //! - a policy lint accepts (no error) survives the round trip it makes through the
 //!   API server: serialized and decoded again it is the same spec, and validating it
 //!   again finds exactly the same problems.
-#![no_main]
+#![cfg_attr(fuzzing, no_main)]
 
 use ballast::api::CustomScalingPolicy;
 use ballast::api::validation::{self, Severity};
 use ballast::cli::lint::{Finding, lint_document, parse_documents};
-use libfuzzer_sys::fuzz_target;
 use serde::Deserialize;
 
 const GROUP_VERSION: &str = "autoscaling.ballast.dev/v1alpha1";
 
-fuzz_target!(|data: &[u8]| {
+#[cfg(fuzzing)]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| fuzz_one(data));
+
+/// One input: the properties above, asserted (also replayed over the seeds by
+/// `tests/fuzz_seeds.rs` in `make unit`).
+pub fn fuzz_one(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
@@ -69,7 +73,7 @@ fuzz_target!(|data: &[u8]| {
             );
         }
     }
-});
+}
 
 fn has_non_finite(value: &serde_yaml::Value) -> bool {
     use serde_yaml::Value;

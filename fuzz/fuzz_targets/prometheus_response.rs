@@ -15,16 +15,20 @@
 //!   that reads as NaN or ±Inf;
 //! - `TooManySeries(n)` names the real number of series (n >= 2);
 //! - server-controlled texts in errors are at most 200 bytes plus the ellipsis.
-#![no_main]
+#![cfg_attr(fuzzing, no_main)]
 
 use ballast::metrics::decode::{DecodeError, NoData, Reading, decode_instant};
-use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 
 /// 200 bytes of the server's text, then "…" (3 bytes in UTF-8).
 const MAX_TEXT: usize = 200 + '…'.len_utf8();
 
-fuzz_target!(|data: &[u8]| {
+#[cfg(fuzzing)]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| fuzz_one(data));
+
+/// One input: the properties above, asserted (also replayed over the seeds by
+/// `tests/fuzz_seeds.rs` in `make unit`).
+pub fn fuzz_one(data: &[u8]) {
     let result = decode_instant(data);
     // Every outcome can be logged.
     let _ = format!("{result:?}");
@@ -109,4 +113,4 @@ fuzz_target!(|data: &[u8]| {
             assert!(text.len() <= MAX_TEXT, "{} bytes", text.len());
         }
     }
-});
+}
