@@ -8,8 +8,24 @@ use anyhow::{Context, anyhow};
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
-use super::simulate::SimRow;
 use crate::api::policy::{CustomScalingPolicySpec, TargetType};
+
+/// One simulated poll: what `simulate` computes and the plot draws (defined
+/// here so the plot does not depend on the simulator).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SimRow {
+    pub label: String,
+    pub time: i64,
+    /// Per metric: (raw, smoothed).
+    pub metrics: Vec<(Option<f64>, Option<f64>)>,
+    /// Replicas in effect when this row was read.
+    pub replicas_before: u32,
+    pub recommended: Option<u32>,
+    /// Replicas decided at this row.
+    pub replicas: u32,
+    pub nodes: Option<u32>,
+    pub reason: &'static str,
+}
 
 /// Line colours (matplotlib's tab10, without its red, kept for failures).
 pub const PALETTE: [RGBColor; 7] = [

@@ -10,28 +10,13 @@ use std::process::ExitCode;
 use anyhow::{Context, anyhow, bail};
 
 use super::lint::{lint_document, read_documents};
+use super::plot::SimRow;
 use super::series::{Row, Series, parse_cli_time, parse_csv};
 use super::{OutputFormat, SimulateArgs};
 use crate::api::history::History;
 use crate::api::validation::{self, Severity};
 use crate::api::{CustomScalingPolicy, CustomScalingPolicySpec, Duration, Quantity};
 use crate::engine::{self, Input, PodRequests, Sample};
-
-/// One simulated poll.
-#[derive(Clone, Debug, PartialEq)]
-pub struct SimRow {
-    pub label: String,
-    pub time: i64,
-    /// Per metric: (raw, smoothed).
-    pub metrics: Vec<(Option<f64>, Option<f64>)>,
-    /// Replicas in effect when this row was read.
-    pub replicas_before: u32,
-    pub recommended: Option<u32>,
-    /// Replicas decided at this row.
-    pub replicas: u32,
-    pub nodes: Option<u32>,
-    pub reason: &'static str,
-}
 
 /// Load the first `CustomScalingPolicy` of a file, refusing one that does not validate.
 pub fn load_policy(path: &Path) -> anyhow::Result<CustomScalingPolicy> {
