@@ -13,6 +13,7 @@ pub mod api;
 pub mod cli;
 pub mod controller;
 pub mod engine;
+pub mod error;
 pub mod kube_error;
 pub mod metrics;
 pub mod scale;

@@ -61,20 +61,6 @@ pub enum ScaleError {
     },
 }
 
-impl ScaleError {
-    /// Short, bounded label for Events, conditions and metrics.
-    pub fn category(&self) -> &'static str {
-        match self {
-            ScaleError::Discover { .. }
-            | ScaleError::ClusterScoped { .. }
-            | ScaleError::NoScale { .. } => "InvalidTarget",
-            ScaleError::NotFound { .. } => "TargetNotFound",
-            ScaleError::GetScale { .. } | ScaleError::Path { .. } => "FailedGetScale",
-            ScaleError::PatchScale { .. } => "FailedUpdateScale",
-        }
-    }
-}
-
 #[derive(Clone, Debug)]
 struct Resolved {
     resource: ApiResource,
@@ -402,6 +388,20 @@ impl Scaler {
             }
         }
         Some(requests)
+    }
+}
+
+impl crate::error::Category for ScaleError {
+    /// Short, bounded label for Events, conditions and metrics.
+    fn category(&self) -> &'static str {
+        match self {
+            ScaleError::Discover { .. }
+            | ScaleError::ClusterScoped { .. }
+            | ScaleError::NoScale { .. } => "InvalidTarget",
+            ScaleError::NotFound { .. } => "TargetNotFound",
+            ScaleError::GetScale { .. } | ScaleError::Path { .. } => "FailedGetScale",
+            ScaleError::PatchScale { .. } => "FailedUpdateScale",
+        }
     }
 }
 

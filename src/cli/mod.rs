@@ -16,6 +16,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::error::Category;
+
 /// Scale Kubernetes workloads and their node pools from Prometheus metrics.
 #[derive(Debug, Parser)]
 #[command(name = "ballast", version, about, long_about = None)]

@@ -8,6 +8,7 @@ use tracing::{info, warn};
 use super::Context;
 use crate::api::CustomScalingPolicy;
 use crate::engine::{Decision, NodeDecision, Order};
+use crate::error::Category;
 use crate::telemetry::ReasonLabels;
 
 /// What happened at apply, for status and Events.

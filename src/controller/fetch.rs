@@ -9,6 +9,7 @@ use tracing::debug;
 use super::Context;
 use crate::api::CustomScalingPolicy;
 use crate::engine::{PodRequests, Sample};
+use crate::error::Category;
 use crate::metrics::breaker::Admission;
 use crate::metrics::registry::{Outcome, SourceHandle};
 use crate::metrics::{NoData, Reading};

@@ -44,6 +44,7 @@ use tokio::sync::watch;
 use tracing::{Instrument, debug, info_span, warn};
 
 use crate::api::CustomScalingPolicy;
+use crate::error::Category;
 use crate::metrics::registry::{Registry, SourceDefaults};
 use crate::scale::{ReplicaCache, Scaler};
 use crate::telemetry::{CategoryLabels, Metrics};
@@ -76,8 +77,8 @@ pub enum Error {
     NotNamespaced(String),
 }
 
-impl Error {
-    pub fn category(&self) -> &'static str {
+impl Category for Error {
+    fn category(&self) -> &'static str {
         match self {
             Error::Publish(e) => e.category(),
             Error::NotNamespaced(_) => "InvalidObject",

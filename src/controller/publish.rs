@@ -14,6 +14,7 @@ use super::Context;
 use super::report::{self, Event, EventType};
 use crate::api::conditions::FIELD_MANAGER;
 use crate::api::{CustomScalingPolicy, CustomScalingPolicyStatus};
+use crate::error::Category;
 use crate::kube_error;
 
 /// A write of this step failed.
@@ -31,8 +32,8 @@ pub enum Error {
     },
 }
 
-impl Error {
-    pub fn category(&self) -> &'static str {
+impl Category for Error {
+    fn category(&self) -> &'static str {
         match self {
             Error::UpdateStatus { .. } => "UpdateStatus",
         }

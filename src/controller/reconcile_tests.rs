@@ -20,6 +20,7 @@ use tokio::sync::watch;
 
 use super::{Context, Error, reconcile};
 use crate::api::{ClusterMetricsSource, CustomScalingPolicy};
+use crate::error::Category;
 use crate::metrics::registry::{Registry, SourceDefaults};
 use crate::scale::ReplicaCache;
 use crate::telemetry::Metrics;

@@ -14,6 +14,7 @@ use crate::api::conditions::{reasons, types};
 use crate::api::history::History;
 use crate::api::{CustomScalingPolicy, CustomScalingPolicyStatus, MetricStatus, NodePoolStatus};
 use crate::engine::{Data, Decision};
+use crate::error::Category;
 use crate::telemetry::{MetricLabels, PolicyLabels};
 
 fn ts(ms: i64) -> Option<Time> {

@@ -25,6 +25,7 @@ use super::{Context, Error, publish, report, validate};
 use crate::api::history::History;
 use crate::api::{CustomScalingPolicy, CustomScalingPolicySpec};
 use crate::engine::{self, Decision};
+use crate::error::Category;
 use crate::telemetry::{CategoryLabels, Direction, DirectionLabels, PolicyDirectionLabels};
 
 /// What steps 3 and 4 produced for report.

@@ -30,6 +30,7 @@ use tracing::{debug, info, warn};
 
 use super::Context;
 use crate::api::{ClusterMetricsSource, CustomScalingPolicy};
+use crate::error::Category;
 
 use crate::telemetry::{Metrics, WatchErrorLabels, WatchLabels};
 
@@ -119,7 +120,7 @@ impl WatchHealth {
         };
         match item {
             Err(error) => {
-                let category = error_category(error);
+                let category = error.category();
                 self.metrics
                     .watch_errors
                     .get_or_create(&WatchErrorLabels {
@@ -146,23 +147,25 @@ impl WatchHealth {
 }
 
 /// A short, bounded label for a watch error.
-pub fn error_category(error: &watcher::Error) -> &'static str {
-    let code = match error {
-        watcher::Error::InitialListFailed(e)
-        | watcher::Error::WatchStartFailed(e)
-        | watcher::Error::WatchFailed(e) => match e {
-            kube::Error::Api(status) => Some(status.code),
-            _ => None,
-        },
-        watcher::Error::WatchError(status) => Some(status.code),
-        watcher::Error::NoResourceVersion => return "NoResourceVersion",
-    };
-    match code {
-        Some(401) => "Unauthorized",
-        Some(403) => "Forbidden",
-        Some(410) => "Expired",
-        Some(_) => "ApiError",
-        None => "Connection",
+impl Category for watcher::Error {
+    fn category(&self) -> &'static str {
+        let code = match self {
+            watcher::Error::InitialListFailed(e)
+            | watcher::Error::WatchStartFailed(e)
+            | watcher::Error::WatchFailed(e) => match e {
+                kube::Error::Api(status) => Some(status.code),
+                _ => None,
+            },
+            watcher::Error::WatchError(status) => Some(status.code),
+            watcher::Error::NoResourceVersion => return "NoResourceVersion",
+        };
+        match code {
+            Some(401) => "Unauthorized",
+            Some(403) => "Forbidden",
+            Some(410) => "Expired",
+            Some(_) => "ApiError",
+            None => "Connection",
+        }
     }
 }
 
@@ -483,17 +486,18 @@ mod tests {
                 serde_json::from_value(status(code, "x")).unwrap(),
             ))
         };
-        assert_eq!(error_category(&api(401)), "Unauthorized");
-        assert_eq!(error_category(&api(403)), "Forbidden");
-        assert_eq!(error_category(&api(500)), "ApiError");
+        assert_eq!(api(401).category(), "Unauthorized");
+        assert_eq!(api(403).category(), "Forbidden");
+        assert_eq!(api(500).category(), "ApiError");
         assert_eq!(
-            error_category(&watcher::Error::WatchError(Box::new(
+            watcher::Error::WatchError(Box::new(
                 serde_json::from_value(status(410, "Expired")).unwrap()
-            ))),
+            ))
+            .category(),
             "Expired"
         );
         assert_eq!(
-            error_category(&watcher::Error::NoResourceVersion),
+            watcher::Error::NoResourceVersion.category(),
             "NoResourceVersion"
         );
     }

@@ -94,42 +94,6 @@ impl QueryError {
             | QueryError::Decode { .. } => self.to_string(),
         }
     }
-
-    /// A short, bounded label for Events and metrics.
-    pub fn category(&self) -> &'static str {
-        match self {
-            QueryError::Address { .. } | QueryError::CaBundle(_) | QueryError::HttpClient(_) => {
-                "Configuration"
-            }
-            QueryError::QueryPrometheus { source, .. } => match source {
-                prometheus_http_query::Error::Client(e)
-                    if e.inner().is_some_and(|r| r.is_timeout()) =>
-                {
-                    "Timeout"
-                }
-                prometheus_http_query::Error::Client(e)
-                    if e.inner().is_some_and(|r| r.is_connect()) =>
-                {
-                    "Connect"
-                }
-                _ => "QueryPrometheus",
-            },
-            QueryError::ReadBody { .. } => "ReadBody",
-            QueryError::HttpStatus { .. } => "HttpStatus",
-            QueryError::BodyTooLarge { .. } => "BodyTooLarge",
-            QueryError::TooManySeries { .. }
-            | QueryError::Decode {
-                source: DecodeError::TooManySeries(_),
-                ..
-            } => "TooManySeries",
-            QueryError::Decode {
-                source: DecodeError::Api { .. },
-                ..
-            } => "PrometheusError",
-            QueryError::Decode { .. } => "Decode",
-            QueryError::UnexpectedResult { .. } => "UnexpectedResult",
-        }
-    }
 }
 
 /// One Prometheus-compatible endpoint.
@@ -341,6 +305,44 @@ fn cause(e: &prometheus_http_query::Error) -> String {
         source = s.source();
     }
     out
+}
+
+impl crate::error::Category for QueryError {
+    /// A short, bounded label for Events and metrics.
+    fn category(&self) -> &'static str {
+        match self {
+            QueryError::Address { .. } | QueryError::CaBundle(_) | QueryError::HttpClient(_) => {
+                "Configuration"
+            }
+            QueryError::QueryPrometheus { source, .. } => match source {
+                prometheus_http_query::Error::Client(e)
+                    if e.inner().is_some_and(|r| r.is_timeout()) =>
+                {
+                    "Timeout"
+                }
+                prometheus_http_query::Error::Client(e)
+                    if e.inner().is_some_and(|r| r.is_connect()) =>
+                {
+                    "Connect"
+                }
+                _ => "QueryPrometheus",
+            },
+            QueryError::ReadBody { .. } => "ReadBody",
+            QueryError::HttpStatus { .. } => "HttpStatus",
+            QueryError::BodyTooLarge { .. } => "BodyTooLarge",
+            QueryError::TooManySeries { .. }
+            | QueryError::Decode {
+                source: DecodeError::TooManySeries(_),
+                ..
+            } => "TooManySeries",
+            QueryError::Decode {
+                source: DecodeError::Api { .. },
+                ..
+            } => "PrometheusError",
+            QueryError::Decode { .. } => "Decode",
+            QueryError::UnexpectedResult { .. } => "UnexpectedResult",
+        }
+    }
 }
 
 #[cfg(test)]
