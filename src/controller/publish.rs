@@ -64,11 +64,7 @@ pub async fn publish(
     if !report::worth_writing(&status, stored, policy) {
         return Ok(());
     }
-    if let Err(e) = write_status(ctx, policy, key, &status).await {
-        ctx.policies().status_failed(key, status);
-        return Err(e);
-    }
-    Ok(())
+    write_or_keep(ctx, policy, key, status).await
 }
 
 /// Retry a status write that failed, between ticks (leader only).
@@ -84,11 +80,21 @@ pub async fn retry_pending_status(
     if !ctx.is_leader() {
         return Ok(());
     }
-    if let Err(e) = write_status(ctx, policy, key, &status).await {
+    write_or_keep(ctx, policy, key, status).await
+}
+
+/// Write `status`; when that fails, keep it for a retry before the next tick.
+async fn write_or_keep(
+    ctx: &Context,
+    policy: &CustomScalingPolicy,
+    key: &str,
+    status: CustomScalingPolicyStatus,
+) -> Result<(), Error> {
+    let written = write_status(ctx, policy, key, &status).await;
+    if written.is_err() {
         ctx.policies().status_failed(key, status);
-        return Err(e);
     }
-    Ok(())
+    written
 }
 
 /// Write the status by server-side apply (field manager `ballast`), and remember

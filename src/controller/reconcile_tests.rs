@@ -18,7 +18,7 @@ use kube::runtime::reflector;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
-use super::{Context, Error, reconcile};
+use super::{Context, Error, UNSYNCED_RETRY, reconcile};
 use crate::api::{ClusterMetricsSource, CustomScalingPolicy};
 use crate::error::Category;
 use crate::metrics::registry::{Registry, SourceDefaults};
@@ -404,5 +404,38 @@ async fn a_node_pool_is_lowered_after_the_workload() {
     assert!(
         index(&writes, Method::PATCH, WEB_SCALE) < index(&writes, Method::PATCH, POOL_SCALE),
         "workload first: {writes:?}"
+    );
+}
+
+/// `make demo` showed `SourceNotFound` for a source created before the operator
+/// started: the first tick ran on an empty source cache.
+#[tokio::test]
+async fn no_policy_is_evaluated_before_the_caches_have_synced() {
+    let api = FakeApi::with(&[("web", 3)]);
+    let (client, server) = api.serve();
+    let ctx = context(client, false);
+    ctx.synced
+        .store(false, std::sync::atomic::Ordering::Relaxed);
+    let p = policy(BASE);
+
+    assert_eq!(
+        run(&ctx, &p).await.expect("reconcile"),
+        Action::requeue(UNSYNCED_RETRY)
+    );
+    assert!(
+        ctx.policies().is_empty(),
+        "not even scheduled: the first tick is due at the sync"
+    );
+    assert!(api.seen().is_empty(), "nothing asked of the API server");
+
+    // Once synced, the same reconcile ticks (and reads the target).
+    ctx.synced.store(true, std::sync::atomic::Ordering::Relaxed);
+    run(&ctx, &p).await.expect("a tick");
+    server.abort();
+    assert!(ctx.policies().contains("ns/p"));
+    let reads: Vec<String> = api.seen().into_iter().map(|s| s.path).collect();
+    assert_eq!(
+        reads,
+        vec!["/apis/apps/v1".to_string(), WEB_SCALE.to_string()]
     );
 }

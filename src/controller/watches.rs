@@ -169,6 +169,30 @@ impl Category for watcher::Error {
     }
 }
 
+/// What a watched kind must be: a cluster-known resource that can be decoded,
+/// cloned into a store and sent between tasks.
+pub trait Watched:
+    Resource<DynamicType = ()>
+    + Clone
+    + serde::de::DeserializeOwned
+    + std::fmt::Debug
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<K> Watched for K where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static
+{
+}
+
 /// A watch of every `K` the `api` sees, into a store. Each object is cut down by
 /// `trim` first (the caches keep only what a tick reads; memory grows with the
 /// number of policies). Returns the store and the stream of applied objects that
@@ -184,13 +208,7 @@ pub fn reflect<K>(
     impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
 )
 where
-    K: Resource<DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
+    K: Watched,
 {
     let (store, writer) = reflector::store::<K>();
     let health = Arc::new(health);
@@ -264,13 +282,7 @@ pub fn reflect_all<K>(
     impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
 )
 where
-    K: Resource<DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
+    K: Watched,
 {
     reflect(
         Api::<K>::all(client.clone()),
