@@ -34,7 +34,7 @@ use std::sync::LazyLock;
 
 use arbitrary::{Result, Unstructured};
 use ballast::api::Duration;
-use ballast::api::conditions::reasons;
+use ballast::api::conditions::Reason;
 use ballast::api::history::{
     History, MAX_RECOMMENDATIONS, MAX_SCALE_EVENTS, Recommendation, ScaleEvent, SmoothedValue,
 };
@@ -218,7 +218,7 @@ fn check(input: &Input<'_>, d: &Decision) {
 
     if spec.paused {
         assert_eq!(d.desired_replicas, current, "{}", ctx());
-        assert_eq!(d.reason, reasons::PAUSED);
+        assert_eq!(d.reason, Reason::Paused);
         return;
     }
 
@@ -243,10 +243,10 @@ fn check(input: &Input<'_>, d: &Decision) {
     );
     if current > max {
         assert_eq!(desired, max, "{}", ctx());
-        assert_eq!(d.reason, reasons::TOO_MANY_REPLICAS);
+        assert_eq!(d.reason, Reason::TooManyReplicas);
     } else if current < min {
         assert_eq!(desired, min, "{}", ctx());
-        assert_eq!(d.reason, reasons::TOO_FEW_REPLICAS);
+        assert_eq!(d.reason, Reason::TooFewReplicas);
     } else {
         match d.recommended {
             None => assert_eq!(
@@ -295,12 +295,7 @@ fn check(input: &Input<'_>, d: &Decision) {
         );
         if nodes.desired > pool.max_nodes {
             assert_eq!(Some(nodes.desired), nodes.current, "{}", ctx());
-            assert_eq!(
-                nodes.reason,
-                reasons::NODE_POOL_SCALE_DOWN_DELAYED,
-                "{}",
-                ctx()
-            );
+            assert_eq!(nodes.reason, Reason::NodePoolScaleDownDelayed, "{}", ctx());
         }
         if let Some(per_node) = pool.pods_per_node {
             let workload = u64::from(current.max(desired));

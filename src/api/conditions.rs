@@ -43,3 +43,83 @@ pub mod reasons {
     /// `AbleToScale` are False until the spec changes.
     pub const INVALID_SPEC: &str = "InvalidSpec";
 }
+
+/// Why the engine decided what it did, for the workload or the node pool: the
+/// condition reason it reports (HPA's names where HPA has one). The strings are
+/// API ([`reasons`]); the enum lets the compiler check every reason the engine
+/// gives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Reason {
+    DesiredWithinRange,
+    ScaleUpLimit,
+    ScaleDownLimit,
+    TooManyReplicas,
+    TooFewReplicas,
+    ScaleUpStabilized,
+    ScaleDownStabilized,
+    Paused,
+    MetricsUnavailable,
+    FallbackActive,
+    NodePoolScaleDownDelayed,
+    PodDoesNotFit,
+    NodePoolAtMax,
+}
+
+impl Reason {
+    /// Every reason the engine gives.
+    pub const ALL: [Reason; 13] = [
+        Reason::DesiredWithinRange,
+        Reason::ScaleUpLimit,
+        Reason::ScaleDownLimit,
+        Reason::TooManyReplicas,
+        Reason::TooFewReplicas,
+        Reason::ScaleUpStabilized,
+        Reason::ScaleDownStabilized,
+        Reason::Paused,
+        Reason::MetricsUnavailable,
+        Reason::FallbackActive,
+        Reason::NodePoolScaleDownDelayed,
+        Reason::PodDoesNotFit,
+        Reason::NodePoolAtMax,
+    ];
+
+    /// The condition reason, as written to the status and Events.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Reason::DesiredWithinRange => reasons::DESIRED_WITHIN_RANGE,
+            Reason::ScaleUpLimit => reasons::SCALE_UP_LIMIT,
+            Reason::ScaleDownLimit => reasons::SCALE_DOWN_LIMIT,
+            Reason::TooManyReplicas => reasons::TOO_MANY_REPLICAS,
+            Reason::TooFewReplicas => reasons::TOO_FEW_REPLICAS,
+            Reason::ScaleUpStabilized => reasons::SCALE_UP_STABILIZED,
+            Reason::ScaleDownStabilized => reasons::SCALE_DOWN_STABILIZED,
+            Reason::Paused => reasons::PAUSED,
+            Reason::MetricsUnavailable => reasons::METRICS_UNAVAILABLE,
+            Reason::FallbackActive => reasons::FALLBACK_ACTIVE,
+            Reason::NodePoolScaleDownDelayed => reasons::NODE_POOL_SCALE_DOWN_DELAYED,
+            Reason::PodDoesNotFit => reasons::POD_DOES_NOT_FIT,
+            Reason::NodePoolAtMax => reasons::NODE_POOL_AT_MAX,
+        }
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_reason_names_itself_in_pascal_case_and_no_two_share_a_name() {
+        let mut seen = std::collections::HashSet::new();
+        for reason in Reason::ALL {
+            let name = reason.as_str();
+            assert_eq!(format!("{reason:?}"), name, "the variant is its reason");
+            assert!(seen.insert(name), "{name} twice");
+        }
+    }
+}

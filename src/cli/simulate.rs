@@ -142,7 +142,7 @@ pub fn simulate(
             recommended: decision.recommended,
             replicas: decision.desired_replicas,
             nodes: node_desired,
-            reason: decision.reason,
+            reason: decision.reason.as_str(),
         });
         replicas = decision.desired_replicas;
         nodes = node_desired.or(nodes);

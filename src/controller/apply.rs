@@ -89,7 +89,7 @@ pub async fn apply(
                 info!(
                     from = current,
                     to = decision.desired_replicas,
-                    reason = decision.reason,
+                    reason = %decision.reason,
                     "scaled target"
                 );
                 ctx.metrics

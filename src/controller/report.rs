@@ -10,7 +10,7 @@ use serde_json::json;
 use super::Context;
 use super::apply::Applied;
 use super::fetch::Fetched;
-use crate::api::conditions::{reasons, types};
+use crate::api::conditions::{Reason, reasons, types};
 use crate::api::history::History;
 use crate::api::{CustomScalingPolicy, CustomScalingPolicyStatus, MetricStatus, NodePoolStatus};
 use crate::engine::{Data, Decision};
@@ -122,9 +122,9 @@ pub fn conditions(
             "spec.dryRun is set: decisions are published, replicas are not written".to_string(),
         ),
         _ => match decision.map(|d| d.reason) {
-            Some(r @ (reasons::SCALE_UP_STABILIZED | reasons::SCALE_DOWN_STABILIZED)) => (
+            Some(r @ (Reason::ScaleUpStabilized | Reason::ScaleDownStabilized)) => (
                 true,
-                r,
+                r.as_str(),
                 decision.map(|d| d.message.clone()).unwrap_or_default(),
             ),
             _ => (
@@ -149,16 +149,17 @@ pub fn conditions(
         let pool_at_max = d.nodes.as_ref().and_then(|n| n.at_max.as_ref());
         let (limited, reason, message) = match (d.reason, pool_at_max) {
             (
-                r @ (reasons::TOO_MANY_REPLICAS
-                | reasons::TOO_FEW_REPLICAS
-                | reasons::SCALE_UP_LIMIT
-                | reasons::SCALE_DOWN_LIMIT
-                | reasons::NODE_POOL_AT_MAX),
+                r @ (Reason::TooManyReplicas
+                | Reason::TooFewReplicas
+                | Reason::ScaleUpLimit
+                | Reason::ScaleDownLimit
+                | Reason::NodePoolAtMax),
                 _,
             ) => (true, r, d.message.clone()),
-            (_, Some(at_max)) => (true, reasons::NODE_POOL_AT_MAX, at_max.message.clone()),
-            _ => (false, reasons::DESIRED_WITHIN_RANGE, d.message.clone()),
+            (_, Some(at_max)) => (true, Reason::NodePoolAtMax, at_max.message.clone()),
+            _ => (false, Reason::DesiredWithinRange, d.message.clone()),
         };
+        let reason = reason.as_str();
         out.push(condition(
             types::SCALING_LIMITED,
             limited,
@@ -176,13 +177,13 @@ pub fn conditions(
             decision.and_then(|d| d.nodes.as_ref()),
         ) {
             (Some(Err(e)), _) => (false, e.category(), e.to_string()),
-            (_, Some(n)) if n.reason == reasons::POD_DOES_NOT_FIT => {
-                (false, n.reason, n.message.clone())
+            (_, Some(n)) if n.reason == Reason::PodDoesNotFit => {
+                (false, n.reason.as_str(), n.message.clone())
             }
             (_, Some(n)) if let Some(at_max) = &n.at_max => {
                 (false, reasons::NODE_POOL_AT_MAX, at_max.message.clone())
             }
-            (_, Some(n)) => (true, n.reason, n.message.clone()),
+            (_, Some(n)) => (true, n.reason.as_str(), n.message.clone()),
             _ => (false, "Unknown", "no node-pool decision yet".to_string()),
         };
         out.push(condition(
@@ -261,7 +262,7 @@ pub fn status(
         // pause), so the NodePoolAtMax Events fire once per stretch.
         needed_nodes: decision
             .and_then(|d| d.nodes.as_ref())
-            .filter(|n| n.reason != reasons::PAUSED)
+            .filter(|n| n.reason != Reason::Paused)
             .map(|n| n.at_max.as_ref().map_or(n.needed, |a| a.wanted))
             .or(old.node_pool.as_ref().and_then(|p| p.needed_nodes)),
     });
@@ -423,9 +424,7 @@ pub fn events(
         } else {
             ("ScaledDown", "down")
         };
-        let why = decision
-            .map(|d| d.reason)
-            .unwrap_or(reasons::DESIRED_WITHIN_RANGE);
+        let why = decision.map_or(Reason::DesiredWithinRange, |d| d.reason);
         out.push(Event {
             type_: EventType::Normal,
             reason: reason.into(),
@@ -515,7 +514,7 @@ pub fn events(
         policy.spec.node_pool.as_ref(),
         decision
             .and_then(|d| d.nodes.as_ref())
-            .filter(|n| n.reason != reasons::PAUSED),
+            .filter(|n| n.reason != Reason::Paused),
     ) {
         // From the numbers in status, not a condition's reason (which a failed
         // read or a pod that does not fit replaces for a tick).

@@ -133,7 +133,7 @@ async fn decide_and_apply(
         current,
         desired = decision.desired_replicas,
         recommended = ?decision.recommended,
-        reason = decision.reason,
+        reason = %decision.reason,
         data = ?decision.data,
         leader,
         "decided"

@@ -2,7 +2,7 @@
 //! past recommendations, then rate limits computed from the replicas at the start
 //! of each policy's period.
 
-use crate::api::conditions::reasons;
+use crate::api::conditions::Reason;
 use crate::api::history::{History, ScaleEvent};
 use crate::api::policy::{Behavior, PolicyType, ScalingRules, SelectPolicy};
 
@@ -94,7 +94,7 @@ pub fn stabilize(
     now: i64,
     current: u32,
     recommended: u32,
-) -> (u32, Option<&'static str>) {
+) -> (u32, Option<Reason>) {
     let up_cutoff = now - i64::from(rules.up.window_seconds) * 1000;
     let down_cutoff = now - i64::from(rules.down.window_seconds) * 1000;
     let mut up = recommended;
@@ -117,9 +117,9 @@ pub fn stabilize(
     if result == recommended {
         (result, None)
     } else if recommended >= current {
-        (result, Some(reasons::SCALE_UP_STABILIZED))
+        (result, Some(Reason::ScaleUpStabilized))
     } else {
-        (result, Some(reasons::SCALE_DOWN_STABILIZED))
+        (result, Some(Reason::ScaleDownStabilized))
     }
 }
 
@@ -200,13 +200,13 @@ pub fn limit_rate(
     desired: u32,
     min: u32,
     max: u32,
-) -> (u32, &'static str) {
+) -> (u32, Reason) {
     if desired > current {
         let limit = scale_up_limit(&rules.up, events, now, current).max(i64::from(current));
         let (allowed, reason) = if i64::from(max) > limit {
-            (limit, reasons::SCALE_UP_LIMIT)
+            (limit, Reason::ScaleUpLimit)
         } else {
-            (i64::from(max), reasons::TOO_MANY_REPLICAS)
+            (i64::from(max), Reason::TooManyReplicas)
         };
         if i64::from(desired) > allowed {
             return (to_u32(allowed), reason);
@@ -214,15 +214,15 @@ pub fn limit_rate(
     } else if desired < current {
         let limit = scale_down_limit(&rules.down, events, now, current).min(i64::from(current));
         let (allowed, reason) = if i64::from(min) < limit {
-            (limit, reasons::SCALE_DOWN_LIMIT)
+            (limit, Reason::ScaleDownLimit)
         } else {
-            (i64::from(min), reasons::TOO_FEW_REPLICAS)
+            (i64::from(min), Reason::TooFewReplicas)
         };
         if i64::from(desired) < allowed {
             return (to_u32(allowed), reason);
         }
     }
-    (desired, reasons::DESIRED_WITHIN_RANGE)
+    (desired, Reason::DesiredWithinRange)
 }
 
 fn to_u32(v: i64) -> u32 {
@@ -351,7 +351,7 @@ mod tests {
         r.down.select = SelectPolicy::Disabled;
         assert_eq!(
             limit_rate(&r, &[], 0, 10, 2, 1, 20),
-            (10, reasons::SCALE_DOWN_LIMIT)
+            (10, Reason::ScaleDownLimit)
         );
     }
 
@@ -360,19 +360,19 @@ mod tests {
         let r = defaults();
         assert_eq!(
             limit_rate(&r, &[], 0, 10, 30, 1, 100),
-            (20, reasons::SCALE_UP_LIMIT)
+            (20, Reason::ScaleUpLimit)
         );
         assert_eq!(
             limit_rate(&r, &[], 0, 10, 30, 1, 15),
-            (15, reasons::TOO_MANY_REPLICAS)
+            (15, Reason::TooManyReplicas)
         );
         assert_eq!(
             limit_rate(&r, &[], 0, 10, 0, 2, 15),
-            (2, reasons::TOO_FEW_REPLICAS)
+            (2, Reason::TooFewReplicas)
         );
         assert_eq!(
             limit_rate(&r, &[], 0, 10, 12, 1, 15),
-            (12, reasons::DESIRED_WITHIN_RANGE)
+            (12, Reason::DesiredWithinRange)
         );
     }
 
@@ -402,7 +402,7 @@ mod tests {
         // The 50 is outside the 300 s window; the highest inside is 8.
         assert_eq!(
             stabilize(&r, &history, 0, 10, 3),
-            (8, Some(reasons::SCALE_DOWN_STABILIZED))
+            (8, Some(Reason::ScaleDownStabilized))
         );
     }
 
@@ -420,7 +420,7 @@ mod tests {
         };
         assert_eq!(
             stabilize(&r, &history, 0, 2, 9),
-            (4, Some(reasons::SCALE_UP_STABILIZED))
+            (4, Some(Reason::ScaleUpStabilized))
         );
     }
 }

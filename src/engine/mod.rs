@@ -18,7 +18,7 @@ pub mod nodepool;
 pub mod replicas;
 pub mod smoothing;
 
-use crate::api::conditions::reasons;
+use crate::api::conditions::Reason;
 use crate::api::history::{History, SmoothedValue};
 use crate::api::policy::CustomScalingPolicySpec;
 
@@ -83,7 +83,7 @@ pub struct Decision {
     /// What the metrics alone recommended, before windows, rates and bounds.
     pub recommended: Option<u32>,
     /// Condition reason: which rule shaped the result (HPA's names).
-    pub reason: &'static str,
+    pub reason: Reason,
     pub message: String,
     pub data: Data,
     pub metrics: Vec<MetricOutcome>,
@@ -112,7 +112,7 @@ pub fn decide(input: &Input<'_>) -> Decision {
     let mut decision = Decision {
         desired_replicas: current,
         recommended: None,
-        reason: reasons::DESIRED_WITHIN_RANGE,
+        reason: Reason::DesiredWithinRange,
         message: String::new(),
         data: Data::Complete,
         metrics,
@@ -121,7 +121,7 @@ pub fn decide(input: &Input<'_>) -> Decision {
     };
 
     if spec.paused {
-        decision.reason = reasons::PAUSED;
+        decision.reason = Reason::Paused;
         decision.message = "policy is paused: no writes".into();
         decision.data = data_state(missing, decision.metrics.len(), false);
         decision.nodes = node_decision(input, current, &mut next, true);
@@ -170,9 +170,9 @@ pub fn decide(input: &Input<'_>) -> Decision {
     if current > max || current < min {
         // Out of bounds (someone scaled by hand, or the bounds changed): bounds first.
         let (to, reason) = if current > max {
-            (max, reasons::TOO_MANY_REPLICAS)
+            (max, Reason::TooManyReplicas)
         } else {
-            (min, reasons::TOO_FEW_REPLICAS)
+            (min, Reason::TooFewReplicas)
         };
         decision.desired_replicas = to;
         decision.reason = reason;
@@ -203,13 +203,13 @@ pub fn decide(input: &Input<'_>) -> Decision {
         } else if let Some(r) = stab_reason {
             r
         } else if decision.data == Data::Fallback {
-            reasons::FALLBACK_ACTIVE
+            Reason::FallbackActive
         } else {
             limit_reason
         };
         decision.message = explain(&decision, current, rec, stabilized);
     } else {
-        decision.reason = reasons::METRICS_UNAVAILABLE;
+        decision.reason = Reason::MetricsUnavailable;
         decision.message = match decision.data {
             Data::Partial { missing } => format!(
                 "{missing} of {} metrics missing and the rest do not ask for more; holding {current} replicas",
@@ -330,7 +330,7 @@ fn cap_to_node_pool(input: &Input<'_>, current: u32, decision: &mut Decision) {
     let capped = cap.max(current.min(desired)).max(input.spec.min_replicas);
     if capped < desired {
         decision.desired_replicas = capped;
-        decision.reason = reasons::NODE_POOL_AT_MAX;
+        decision.reason = Reason::NodePoolAtMax;
         decision.message = format!(
             "holding at {capped} instead of {desired} replicas (nodePool.capReplicas): maxNodes {} x {per_node} pods per node hold {cap} with {} headroom nodes free",
             pool.max_nodes, pool.headroom_nodes
@@ -352,7 +352,7 @@ fn node_decision(
             desired: current.unwrap_or(pool.min_nodes),
             needed: current.unwrap_or(pool.min_nodes),
             order: Order::Unchanged,
-            reason: reasons::PAUSED,
+            reason: Reason::Paused,
             message: "policy is paused: node pool held".into(),
             at_max: None,
         });
@@ -380,17 +380,17 @@ fn explain(decision: &Decision, current: u32, rec: u32, stabilized: u32) -> Stri
         format!("holding {current}")
     };
     let why = match decision.reason {
-        reasons::SCALE_UP_LIMIT => "the scale-up rate policy allows no more this period",
-        reasons::SCALE_DOWN_LIMIT => "the scale-down rate policy allows no less this period",
-        reasons::TOO_MANY_REPLICAS => "bounded by maxReplicas",
-        reasons::TOO_FEW_REPLICAS => "bounded by minReplicas",
-        reasons::SCALE_UP_STABILIZED => {
+        Reason::ScaleUpLimit => "the scale-up rate policy allows no more this period",
+        Reason::ScaleDownLimit => "the scale-down rate policy allows no less this period",
+        Reason::TooManyReplicas => "bounded by maxReplicas",
+        Reason::TooFewReplicas => "bounded by minReplicas",
+        Reason::ScaleUpStabilized => {
             "recent recommendations were lower; applying the lowest in the scale-up window"
         }
-        reasons::SCALE_DOWN_STABILIZED => {
+        Reason::ScaleDownStabilized => {
             "recent recommendations were higher; applying the highest in the scale-down window"
         }
-        reasons::FALLBACK_ACTIVE => {
+        Reason::FallbackActive => {
             "metrics unavailable past failureThreshold; using fallback.replicas"
         }
         _ => "the desired count is within the acceptable range",

@@ -2,7 +2,7 @@
 //! Nodes go up before (or with) the workload; they come down only after the
 //! workload has shrunk and `scaleDownDelay` has passed.
 
-use crate::api::conditions::reasons;
+use crate::api::conditions::Reason;
 use crate::api::policy::NodePool;
 
 /// Resource requests of one workload pod (from the target's pod template).
@@ -34,7 +34,7 @@ pub struct NodeDecision {
     /// pool may move there yet.
     pub needed: u32,
     pub order: Order,
-    pub reason: &'static str,
+    pub reason: Reason,
     pub message: String,
     /// Set when the workload needs more nodes than `maxNodes`.
     pub at_max: Option<AtMax>,
@@ -191,8 +191,8 @@ pub fn decide_nodes(
                 per_node,
                 pool.headroom_nodes,
             );
-            if decision.reason == reasons::DESIRED_WITHIN_RANGE {
-                decision.reason = reasons::NODE_POOL_AT_MAX;
+            if decision.reason == Reason::DesiredWithinRange {
+                decision.reason = Reason::NodePoolAtMax;
                 decision.message = at_max.message.clone();
             }
             decision.at_max = Some(at_max);
@@ -231,7 +231,7 @@ fn size_pool(
                 desired,
                 needed: desired,
                 order: order(current_nodes, desired),
-                reason: reasons::POD_DOES_NOT_FIT,
+                reason: Reason::PodDoesNotFit,
                 message,
                 at_max: None,
             };
@@ -246,7 +246,7 @@ fn size_pool(
             desired: needed,
             needed,
             order: Order::NodesFirst,
-            reason: reasons::DESIRED_WITHIN_RANGE,
+            reason: Reason::DesiredWithinRange,
             message: format!("node pool size unknown; setting it to {needed}"),
             at_max: None,
         };
@@ -258,7 +258,7 @@ fn size_pool(
             desired: needed,
             needed,
             order: order(Some(current), needed),
-            reason: reasons::DESIRED_WITHIN_RANGE,
+            reason: Reason::DesiredWithinRange,
             message: format!(
                 "{needed} nodes for {} replicas at {per_node} per node (+{} headroom)",
                 current_replicas.max(desired_replicas),
@@ -279,7 +279,7 @@ fn size_pool(
             desired: needed,
             needed,
             order: Order::WorkloadFirst,
-            reason: reasons::DESIRED_WITHIN_RANGE,
+            reason: Reason::DesiredWithinRange,
             message: format!(
                 "workload needs {needed} of {current} nodes for {}; shrinking the pool",
                 pool.scale_down_delay
@@ -294,7 +294,7 @@ fn size_pool(
             desired: current,
             needed,
             order: Order::Unchanged,
-            reason: reasons::NODE_POOL_SCALE_DOWN_DELAYED,
+            reason: Reason::NodePoolScaleDownDelayed,
             message: format!(
                 "workload needs {needed} of {current} nodes; shrinking after scaleDownDelay {} ({left}s left)",
                 pool.scale_down_delay
@@ -345,7 +345,7 @@ mod tests {
         let mut p = pool();
         (p.pods_per_node, p.min_nodes, p.max_nodes, p.headroom_nodes) = (Some(2), 0, 2, 0);
         let (d, _) = decide_nodes(&p, Some(2), 4, 8, None, None, 0);
-        assert_eq!((d.desired, d.reason), (2, reasons::NODE_POOL_AT_MAX));
+        assert_eq!((d.desired, d.reason), (2, Reason::NodePoolAtMax));
         let at_max = d.at_max.clone().expect("at max");
         assert_eq!(
             (at_max.wanted, at_max.max_nodes, at_max.replicas, at_max.fit),
@@ -358,7 +358,7 @@ mod tests {
         assert_eq!(at_max.message, d.message);
         // Exactly at the bound is within range.
         let (d, _) = decide_nodes(&p, Some(2), 4, 4, None, None, 0);
-        assert_eq!((d.reason, d.at_max), (reasons::DESIRED_WITHIN_RANGE, None));
+        assert_eq!((d.reason, d.at_max), (Reason::DesiredWithinRange, None));
         // Headroom alone past the bound counts too: the spare node is missing.
         p.headroom_nodes = 1;
         let (d, _) = decide_nodes(&p, Some(2), 4, 4, None, None, 0);
@@ -429,10 +429,7 @@ mod tests {
     fn shrink_waits_for_the_delay_then_follows_the_workload() {
         let p = pool();
         let (d, since) = decide_nodes(&p, Some(4), 4, 4, None, None, 0);
-        assert_eq!(
-            (d.desired, d.reason),
-            (4, reasons::NODE_POOL_SCALE_DOWN_DELAYED)
-        );
+        assert_eq!((d.desired, d.reason), (4, Reason::NodePoolScaleDownDelayed));
         assert_eq!(since, Some(0));
         let (d, since) = decide_nodes(&p, Some(4), 4, 4, None, since, 599_000);
         assert_eq!(d.desired, 4);

@@ -61,7 +61,7 @@ fn scale_up_is_limited_by_the_default_rate_policies() {
     assert_eq!(d.recommended, Some(20));
     // From 2: +100% = 4, +4 pods = 6 -> Max -> 6.
     assert_eq!(d.desired_replicas, 6);
-    assert_eq!(d.reason, reasons::SCALE_UP_LIMIT);
+    assert_eq!(d.reason, Reason::ScaleUpLimit);
 }
 
 #[test]
@@ -69,7 +69,7 @@ fn scale_up_above_max_says_too_many_replicas() {
     let s = spec(1, 5);
     let d = tick(&s, 0, 4, Some(1000.0), &History::default());
     assert_eq!(d.desired_replicas, 5);
-    assert_eq!(d.reason, reasons::TOO_MANY_REPLICAS);
+    assert_eq!(d.reason, Reason::TooManyReplicas);
 }
 
 #[test]
@@ -85,7 +85,7 @@ fn scale_down_waits_for_the_stabilization_window() {
     while now < 300_000 {
         let d = tick(&s, now, 10, Some(10.0), &h);
         assert_eq!(d.desired_replicas, 10, "at {now} ms");
-        assert_eq!(d.reason, reasons::SCALE_DOWN_STABILIZED);
+        assert_eq!(d.reason, Reason::ScaleDownStabilized);
         h = d.history;
         now += 15_000;
     }
@@ -99,7 +99,7 @@ fn a_fresh_start_does_not_scale_down_at_once() {
     let s = spec(1, 20);
     let d = tick(&s, 0, 8, Some(10.0), &History::default());
     assert_eq!(d.desired_replicas, 8);
-    assert_eq!(d.reason, reasons::SCALE_DOWN_STABILIZED);
+    assert_eq!(d.reason, Reason::ScaleDownStabilized);
 }
 
 #[test]
@@ -118,10 +118,7 @@ fn scale_down_rate_policy_limits_each_period() {
         ..Default::default()
     });
     let d = tick(&s, 0, 10, Some(10.0), &History::default());
-    assert_eq!(
-        (d.desired_replicas, d.reason),
-        (8, reasons::SCALE_DOWN_LIMIT)
-    );
+    assert_eq!((d.desired_replicas, d.reason), (8, Reason::ScaleDownLimit));
     // 15 s later, same period: the 2 pods are spent.
     let d = tick(&s, 15_000, 8, Some(10.0), &d.history);
     assert_eq!(d.desired_replicas, 8);
@@ -136,7 +133,7 @@ fn missing_data_is_never_read_as_zero() {
     let d = tick(&s, 0, 7, None, &History::default());
     assert_eq!(d.desired_replicas, 7);
     assert_eq!(d.data, Data::Missing);
-    assert_eq!(d.reason, reasons::METRICS_UNAVAILABLE);
+    assert_eq!(d.reason, Reason::MetricsUnavailable);
     assert_eq!(d.history.consecutive_failures, 1);
 }
 
@@ -270,15 +267,9 @@ fn with_a_nonzero_minimum_activation_does_not_apply() {
 fn replicas_outside_the_bounds_are_brought_back() {
     let s = spec(2, 5);
     let d = tick(&s, 0, 9, None, &History::default());
-    assert_eq!(
-        (d.desired_replicas, d.reason),
-        (5, reasons::TOO_MANY_REPLICAS)
-    );
+    assert_eq!((d.desired_replicas, d.reason), (5, Reason::TooManyReplicas));
     let d = tick(&s, 0, 1, Some(100.0), &History::default());
-    assert_eq!(
-        (d.desired_replicas, d.reason),
-        (2, reasons::TOO_FEW_REPLICAS)
-    );
+    assert_eq!((d.desired_replicas, d.reason), (2, Reason::TooFewReplicas));
 }
 
 #[test]
@@ -286,7 +277,7 @@ fn paused_holds_everything() {
     let mut s = spec(1, 10);
     s.paused = true;
     let d = tick(&s, 0, 3, Some(10_000.0), &History::default());
-    assert_eq!((d.desired_replicas, d.reason), (3, reasons::PAUSED));
+    assert_eq!((d.desired_replicas, d.reason), (3, Reason::Paused));
     assert!(d.history.scale_events.is_empty());
 }
 
@@ -381,10 +372,7 @@ fn a_workload_outgrowing_max_nodes_is_reported_and_by_default_still_grows() {
     let d = decide_with_pool(&capped_pool_spec(false), 4, 800.0);
     assert_eq!(d.desired_replicas, 8);
     let nodes = d.nodes.expect("node decision");
-    assert_eq!(
-        (nodes.desired, nodes.reason),
-        (2, reasons::NODE_POOL_AT_MAX)
-    );
+    assert_eq!((nodes.desired, nodes.reason), (2, Reason::NodePoolAtMax));
     assert_eq!(nodes.at_max.map(|a| (a.wanted, a.fit)), Some((4, 4)));
 }
 
@@ -392,10 +380,7 @@ fn a_workload_outgrowing_max_nodes_is_reported_and_by_default_still_grows() {
 fn cap_replicas_holds_the_workload_at_what_max_nodes_hold() {
     let s = capped_pool_spec(true);
     let d = decide_with_pool(&s, 4, 800.0);
-    assert_eq!(
-        (d.desired_replicas, d.reason),
-        (4, reasons::NODE_POOL_AT_MAX)
-    );
+    assert_eq!((d.desired_replicas, d.reason), (4, Reason::NodePoolAtMax));
     assert!(
         d.message.contains("maxNodes 2 x 2 pods per node hold 4"),
         "{}",
@@ -516,7 +501,7 @@ proptest! {
         }
         let d = decide_with_pool(&s, current, value);
         let nodes = d.nodes.clone().expect("node decision");
-        let asked = if cap && d.reason == reasons::NODE_POOL_AT_MAX {
+        let asked = if cap && d.reason == Reason::NodePoolAtMax {
             nodes.at_max.as_ref().map_or(d.desired_replicas, |a| a.replicas)
         } else {
             d.desired_replicas
@@ -529,7 +514,7 @@ proptest! {
             let cap_replicas = max_nodes.saturating_sub(headroom) * per_node;
             prop_assert!(d.desired_replicas <= cap_replicas.max(current));
             // A workload held at the cap does not itself keep the pool at max.
-            if d.reason == reasons::NODE_POOL_AT_MAX && current <= cap_replicas && headroom < max_nodes {
+            if d.reason == Reason::NodePoolAtMax && current <= cap_replicas && headroom < max_nodes {
                 prop_assert_eq!(
                     d.desired_replicas.div_ceil(per_node) + headroom <= max_nodes,
                     true
