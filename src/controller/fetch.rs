@@ -12,7 +12,7 @@ use crate::engine::{PodRequests, Sample};
 use crate::error::Category;
 use crate::metrics::breaker::Admission;
 use crate::metrics::registry::{Outcome, SourceHandle};
-use crate::metrics::{NoData, Reading};
+use crate::metrics::{MissingCause, NoData, Reading};
 use crate::scale::ScaleError;
 use crate::telemetry::{SourceErrorLabels, SourceLabels};
 
@@ -21,10 +21,23 @@ use crate::telemetry::{SourceErrorLabels, SourceLabels};
 pub struct MetricRead {
     pub name: String,
     pub sample: Option<Sample>,
-    /// Why there is no sample: a condition reason and a message.
-    pub missing: Option<(&'static str, String)>,
+    /// Why there is no sample.
+    pub missing: Option<Missing>,
     /// The read opened its source's circuit.
     pub opened_circuit: Option<String>,
+}
+
+/// Why a metric has no sample, and the message that says so.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Missing {
+    pub cause: MissingCause,
+    pub message: String,
+}
+
+impl Missing {
+    fn new(cause: MissingCause, message: String) -> Option<Self> {
+        Some(Self { cause, message })
+    }
 }
 
 /// Everything read for one tick.
@@ -90,7 +103,7 @@ async fn read_metric(
     {
         Ok(s) => s,
         Err(e) => {
-            read.missing = Some((e.reason(), e.to_string()));
+            read.missing = Missing::new(e.cause(), e.to_string());
             return read;
         }
     };
@@ -120,10 +133,10 @@ async fn read_metric(
                 .query_duration
                 .get_or_create(&labels)
                 .observe(started.elapsed().as_secs_f64());
-            read.missing = Some((
-                "NoData",
+            read.missing = Missing::new(
+                MissingCause::NoData,
                 format!("metric {:?}: {}", metric.name, why.as_str()),
-            ));
+            );
             if why == NoData::NotFinite {
                 debug!(metric = %metric.name, "not a finite number");
             }
@@ -139,14 +152,17 @@ async fn read_metric(
                     category: error.category().to_string(),
                 })
                 .inc();
-            read.missing = Some(("QueryFailed", format!("metric {:?}: {error}", metric.name)));
+            read.missing = Missing::new(
+                MissingCause::QueryFailed,
+                format!("metric {:?}: {error}", metric.name),
+            );
             if opened_circuit {
                 read.opened_circuit = Some(source.name.clone());
             }
         }
         Outcome::Skipped(Admission::CircuitOpen) => {
-            read.missing = Some((
-                "CircuitOpen",
+            read.missing = Missing::new(
+                MissingCause::CircuitOpen,
                 format!(
                     "metric {:?}: the circuit of source {:?} ({}) is open; not querying it for now{}",
                     metric.name,
@@ -154,11 +170,11 @@ async fn read_metric(
                     source.address(),
                     last_error(&source)
                 ),
-            ));
+            );
         }
         Outcome::Skipped(Admission::BackingOff { until }) => {
-            read.missing = Some((
-                "BackingOff",
+            read.missing = Missing::new(
+                MissingCause::BackingOff,
                 format!(
                     "metric {:?}: source {:?} failed recently; next query in {} ms{}",
                     metric.name,
@@ -166,10 +182,13 @@ async fn read_metric(
                     (until - now).max(0),
                     last_error(&source)
                 ),
-            ));
+            );
         }
         Outcome::Skipped(Admission::Allowed) => {
-            read.missing = Some(("NoData", format!("metric {:?}: not queried", metric.name)));
+            read.missing = Missing::new(
+                MissingCause::NoData,
+                format!("metric {:?}: not queried", metric.name),
+            );
         }
     }
     read

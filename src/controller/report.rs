@@ -9,12 +9,13 @@ use serde_json::json;
 
 use super::Context;
 use super::apply::Applied;
-use super::fetch::Fetched;
+use super::fetch::{Fetched, Missing};
 use crate::api::conditions::{Reason, reasons, types};
 use crate::api::history::History;
 use crate::api::{CustomScalingPolicy, CustomScalingPolicyStatus, MetricStatus, NodePoolStatus};
 use crate::engine::{Data, Decision};
 use crate::error::Category;
+use crate::metrics::MissingCause;
 use crate::telemetry::{MetricLabels, PolicyLabels};
 
 fn ts(ms: i64) -> Option<Time> {
@@ -75,7 +76,7 @@ pub fn conditions(
     let mut out = Vec::new();
 
     // MetricsAvailable
-    let missing: Vec<&(&'static str, String)> = fetched
+    let missing: Vec<&Missing> = fetched
         .metrics
         .iter()
         .filter_map(|m| m.missing.as_ref())
@@ -89,13 +90,16 @@ pub fn conditions(
     } else {
         let reason = match decision.map(|d| d.data) {
             Some(Data::Fallback) => reasons::FALLBACK_ACTIVE,
-            _ if missing.iter().all(|m| m.0 == reasons::SOURCE_NOT_ALLOWED) => {
+            _ if missing
+                .iter()
+                .all(|m| m.cause == MissingCause::SourceNotAllowed) =>
+            {
                 reasons::SOURCE_NOT_ALLOWED
             }
             _ if missing.len() < fetched.metrics.len() => reasons::METRICS_PARTIAL,
             _ => reasons::METRICS_UNAVAILABLE,
         };
-        let details: Vec<&str> = missing.iter().map(|m| m.1.as_str()).collect();
+        let details: Vec<&str> = missing.iter().map(|m| m.message.as_str()).collect();
         (reason, details.join("; "))
     };
     out.push(condition(
@@ -469,7 +473,7 @@ pub fn events(
         let missing: Vec<&str> = fetched
             .metrics
             .iter()
-            .filter_map(|m| m.missing.as_ref().map(|x| x.1.as_str()))
+            .filter_map(|m| m.missing.as_ref().map(|x| x.message.as_str()))
             .collect();
         if was_available && !missing.is_empty() {
             out.push(Event {

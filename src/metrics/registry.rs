@@ -17,7 +17,6 @@ use reqwest::header::HeaderValue;
 use super::breaker::{Admission, Breaker, CircuitState};
 use super::client::{Prometheus, QueryError};
 use super::decode::Reading;
-use crate::api::conditions::reasons;
 use crate::api::{ClusterMetricsSource, SourceAuth};
 
 /// Name under which the flag-configured default source is known.
@@ -151,11 +150,14 @@ pub enum LookupError {
 }
 
 impl LookupError {
-    pub fn reason(&self) -> &'static str {
+    /// Why the metric that names this source has no sample.
+    pub fn cause(&self) -> super::MissingCause {
         match self {
-            LookupError::NotFound(_) | LookupError::NoDefault => reasons::SOURCE_NOT_FOUND,
-            LookupError::NotAllowed { .. } => reasons::SOURCE_NOT_ALLOWED,
-            LookupError::Broken { .. } => reasons::SOURCE_INVALID,
+            LookupError::NotFound(_) | LookupError::NoDefault => {
+                super::MissingCause::SourceNotFound
+            }
+            LookupError::NotAllowed { .. } => super::MissingCause::SourceNotAllowed,
+            LookupError::Broken { .. } => super::MissingCause::SourceInvalid,
         }
     }
 }
