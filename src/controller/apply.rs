@@ -9,19 +9,66 @@ use super::Context;
 use crate::api::CustomScalingPolicy;
 use crate::engine::{Decision, NodeDecision, Order};
 use crate::error::Category;
+use crate::scale::ScaleError;
 use crate::telemetry::ReasonLabels;
 
 /// What happened at apply, for status and Events.
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub struct Applied {
     /// The workload was written (from, to).
     pub replicas: Option<(u32, u32)>,
     /// The node pool was written (from, to).
     pub nodes: Option<(Option<u32>, u32)>,
-    /// A write failed: (reason, message).
-    pub failure: Option<(&'static str, String)>,
+    /// A write failed.
+    pub failure: Option<Failure>,
     /// Why nothing was written although the decision changed something.
-    pub skipped: Option<&'static str>,
+    pub skipped: Option<Skipped>,
+}
+
+/// A write that failed at apply.
+#[derive(Debug)]
+pub enum Failure {
+    /// The workload's replicas.
+    Workload(ScaleError),
+    /// The node pool's size.
+    NodePool(ScaleError),
+}
+
+impl Failure {
+    /// The `AbleToScale` condition's reason and the Warning Event's: the error's
+    /// category for the workload, `FailedUpdateNodePool` for the node pool.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Failure::Workload(e) => e.category(),
+            Failure::NodePool(_) => "FailedUpdateNodePool",
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            Failure::Workload(e) | Failure::NodePool(e) => e.to_string(),
+        }
+    }
+}
+
+/// Why apply wrote nothing although the decision changed something.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Skipped {
+    Paused,
+    DryRun,
+    /// This replica does not hold the Lease (or could not confirm it still does).
+    NotLeader,
+}
+
+impl Skipped {
+    /// The `reason` label of `ballast_writes_skipped_total`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Skipped::Paused => "paused",
+            Skipped::DryRun => "dry_run",
+            Skipped::NotLeader => "not_leader",
+        }
+    }
 }
 
 pub async fn apply(
@@ -44,11 +91,11 @@ pub async fn apply(
         return applied;
     }
     let skip = if spec.paused {
-        Some("paused")
+        Some(Skipped::Paused)
     } else if spec.dry_run {
-        Some("dry_run")
+        Some(Skipped::DryRun)
     } else if !leader {
-        Some("not_leader")
+        Some(Skipped::NotLeader)
     } else {
         None
     };
@@ -56,7 +103,7 @@ pub async fn apply(
         ctx.metrics
             .writes_skipped
             .get_or_create(&ReasonLabels {
-                reason: reason.into(),
+                reason: reason.label().into(),
             })
             .inc();
         applied.skipped = Some(reason);
@@ -74,7 +121,7 @@ pub async fn apply(
     if workload_change {
         // Leadership can be lost while the metrics were read: ask again right before.
         if !ctx.is_leader() {
-            applied.skipped = Some("not_leader");
+            applied.skipped = Some(Skipped::NotLeader);
             return applied;
         }
         // Expect our own write before making it: its watch event can arrive before
@@ -102,7 +149,7 @@ pub async fn apply(
             }
             Err(e) => {
                 warn!(error = %e, "writing the target's replicas failed");
-                applied.failure = Some((e.category(), e.to_string()));
+                applied.failure = Some(Failure::Workload(e));
                 return applied;
             }
         }
@@ -124,7 +171,7 @@ async fn write_nodes(
         return;
     };
     if !ctx.is_leader() {
-        applied.skipped = Some("not_leader");
+        applied.skipped = Some(Skipped::NotLeader);
         return;
     }
     match ctx
@@ -149,7 +196,7 @@ async fn write_nodes(
         }
         Err(e) => {
             warn!(error = %e, "writing the node pool failed");
-            applied.failure = Some(("FailedUpdateNodePool", e.to_string()));
+            applied.failure = Some(Failure::NodePool(e));
         }
     }
 }

@@ -114,7 +114,7 @@ pub fn conditions(
     // AbleToScale
     let (able, a_reason, a_message) = match (&fetched.current_replicas, &applied.failure) {
         (Err(e), _) => (false, e.category(), e.to_string()),
-        (_, Some((reason, message))) => (false, *reason, message.clone()),
+        (_, Some(failure)) => (false, failure.reason(), failure.message()),
         _ if spec.paused => (
             false,
             reasons::PAUSED,
@@ -568,11 +568,11 @@ pub fn events(
             secondary: None,
         });
     }
-    if let Some((reason, message)) = &applied.failure {
+    if let Some(failure) = &applied.failure {
         out.push(Event {
             type_: EventType::Warning,
-            reason: (*reason).into(),
-            note: Some(truncate(message.clone(), 1000)),
+            reason: failure.reason().into(),
+            note: Some(truncate(failure.message(), 1000)),
             action: "Scale".into(),
             secondary: None,
         });
