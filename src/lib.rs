@@ -14,6 +14,7 @@ pub mod cli;
 pub mod controller;
 pub mod engine;
 pub mod error;
+pub mod jitter;
 pub mod kube_error;
 pub mod metrics;
 pub mod scale;

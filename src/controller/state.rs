@@ -27,7 +27,7 @@ use std::time::Duration;
 use crate::api::history::History;
 use crate::api::{CustomScalingPolicy, CustomScalingPolicyStatus};
 use crate::engine;
-use crate::engine::jitter;
+use crate::jitter;
 
 /// `next_due` of a policy that waits for a spec change (invalid spec).
 const NEVER: i64 = i64::MAX / 2;

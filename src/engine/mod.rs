@@ -13,7 +13,6 @@
 
 pub mod behavior;
 pub mod history;
-pub mod jitter;
 pub mod nodepool;
 pub mod replicas;
 pub mod smoothing;

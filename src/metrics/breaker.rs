@@ -2,7 +2,7 @@
 //! and a circuit breaker (closed → open after N consecutive failures → one half-open
 //! probe after a cool-down). Pure: the caller passes the time in (Unix ms).
 
-use crate::engine::jitter;
+use crate::jitter;
 
 /// Circuit state, as shown in status and metrics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

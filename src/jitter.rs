@@ -1,6 +1,8 @@
 //! Deterministic jitter: each policy's tick moves by an offset drawn uniformly from
 //! ±jitter × pollInterval, the same for the same (policy uid, tick number), so ticks
-//! are reproducible yet many policies never hit Prometheus in lockstep.
+//! are reproducible yet many policies never hit Prometheus in lockstep. Used by the
+//! tick schedule (`controller::state`) and the metrics sources' backoff
+//! (`metrics::breaker`); the engine's decisions do not depend on it.
 
 /// SplitMix64 finalizer: a well-mixed 64-bit hash step.
 fn mix(mut z: u64) -> u64 {
