@@ -88,7 +88,7 @@ static BASE_SPEC: LazyLock<CustomScalingPolicySpec> =
 
 fn ballast_yaml(text: &str) -> Option<CustomScalingPolicySpec> {
     // Through lint's own YAML reader, so the fuzz crate needs no YAML dependency.
-    let docs = ballast::cli::lint::parse_documents(text).ok()?;
+    let docs = ballast::api::documents::parse_documents(text).ok()?;
     serde_json::from_value(docs.into_iter().next()?.value).ok()
 }
 

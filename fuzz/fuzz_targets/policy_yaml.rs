@@ -16,8 +16,8 @@
 #![cfg_attr(fuzzing, no_main)]
 
 use ballast::api::CustomScalingPolicy;
+use ballast::api::documents::{Finding, lint_document, parse_documents};
 use ballast::api::validation::{self, Severity};
-use ballast::cli::lint::{Finding, lint_document, parse_documents};
 use serde::Deserialize;
 
 const GROUP_VERSION: &str = "autoscaling.ballast.dev/v1alpha1";

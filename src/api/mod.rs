@@ -3,6 +3,7 @@
 
 pub mod conditions;
 pub mod crd;
+pub mod documents;
 pub mod duration;
 pub mod history;
 pub mod policy;

@@ -9,10 +9,11 @@ use std::process::ExitCode;
 
 use anyhow::{Context, anyhow, bail};
 
-use super::lint::{lint_document, read_documents};
+use super::lint::read_documents;
 use super::plot::SimRow;
 use super::series::{Row, Series, parse_cli_time, parse_csv};
 use super::{OutputFormat, SimulateArgs};
+use crate::api::documents::lint_document;
 use crate::api::history::History;
 use crate::api::validation::{self, Severity};
 use crate::api::{CustomScalingPolicy, CustomScalingPolicySpec, Duration, Quantity};
