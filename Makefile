@@ -5,8 +5,9 @@ BALLAST := target/debug/ballast
 
 .PHONY: build test unit lint alerts crds demo demo-simulate gameday bench chaos fuzz chaos-report e2e e2e-build cluster-up cluster-down e2e-smoke e2e-operator clean
 
+# ballast, and the chaos suite's invariant checker (e2e/invariants).
 build:
-	$(CARGO) build --locked
+	$(CARGO) build --locked --workspace
 
 # Everything CI checks: format and clippy, unit/property/CLI tests (with every fuzz
 # target's seed corpus replayed on the stable toolchain), the alert rules, then the
@@ -33,17 +34,16 @@ e2e: build
 	e2e/all
 
 unit:
-	python3 -m unittest discover -s e2e -p 'test_*.py'
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
-		$(CARGO) nextest run --locked --no-fail-fast; \
+		$(CARGO) nextest run --locked --workspace --no-fail-fast; \
 	else \
 		echo "cargo-nextest not found; using cargo test"; \
-		$(CARGO) test --locked --no-fail-fast; \
+		$(CARGO) test --locked --workspace --no-fail-fast; \
 	fi
 
 lint:
-	$(CARGO) fmt --check
-	$(CARGO) clippy --locked --all-targets -- -D warnings
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 
 # The alert rules: promtool (from Debian's prometheus package) checks them and runs
 # their unit tests; every runbook_url must name a page in docs/runbooks/.

@@ -23,7 +23,7 @@ import urllib.request
 from datetime import datetime
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
-import auditlog  # noqa: E402  (e2e/auditlog.py: the audit log reader e2e/invariants.py uses too)
+import auditlog  # noqa: E402  (e2e/auditlog.py: the audit log reader)
 
 WRITES = {"create", "update", "patch", "delete", "deletecollection"}
 # The operator's identity in the audit log (others' writes to workloads are logged too).

@@ -1,5 +1,5 @@
 """Reading the kube-apiserver's JSON audit log (e2e/cluster writes one for
-Ballast's ServiceAccount): shared by bench/measure.py and e2e/invariants.py."""
+Ballast's ServiceAccount), for bench/measure.py."""
 import json
 from datetime import datetime, timezone
 

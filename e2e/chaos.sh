@@ -2,7 +2,7 @@
 # e2e/chaos (BALLAST_E2E_SUITE=chaos): its helpers, cluster, RBAC and webhook, and
 # no standing operator; each scenario starts and stops its own.
 #
-# Every scenario runs under the invariant checker (e2e/invariants.py): a watch of
+# Every scenario runs under the invariant checker (e2e/invariants, Rust): a watch of
 # the namespace every second for the whole run, and the API server's audit log of
 # every replica write of Ballast's ServiceAccount (value, time, replica). After each
 # scenario the checker judges its window; any violation fails the scenario. Each
@@ -173,8 +173,8 @@ chaos() { # name "faults injected" function
 	stop_all_operators
 	t1=$(now)
 	sleep 2 # the audit log's last events are flushed
-	python3 "$E2E_DIR/invariants.py" check --trace "$WORK/trace.jsonl" --audit "$KUBE_AUDIT_LOG" \
-		--namespace "$NS" --since "$t0" --until "$t1" --faults "$FAULTS" --logs "$WORK/op-$name-*.log" \
+	"$INVARIANTS" check --trace "$WORK/trace.jsonl" --audit "$KUBE_AUDIT_LOG" \
+		--namespace "$NS" --since "$t0" --until "$t1" --faults "$FAULTS" --logs "$WORK"/op-"$name"-*.log \
 		--lease ballast-leader --lease-duration 6 --out "$WORK/verdict-$name.json"
 	verdict=$?
 	violations=$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["violations"]))' "$WORK/verdict-$name.json" 2>/dev/null || echo "?")
@@ -198,7 +198,7 @@ start_proxy 0 && start_proxy 1 || { SUMMARY="0 passed, 1 failed"; echo "FAIL set
 source_object chaos-prom "http://127.0.0.1:$CHAOS_PROM_PORT"
 source_object chaos-proxy "http://127.0.0.1:${PROXY_PORT[0]}"
 source_object chaos-many "http://127.0.0.1:${PROXY_PORT[1]}" 30s
-python3 "$E2E_DIR/invariants.py" watch --kubectl "$KUBECTL" --namespace "$NS" --trace "$WORK/trace.jsonl" &
+"$INVARIANTS" watch --namespace "$NS" --trace "$WORK/trace.jsonl" &
 PIDS+=("$!")
 [ -n "${KUBE_AUDIT_LOG:-}" ] && [ -f "$KUBE_AUDIT_LOG" ] || { SUMMARY="0 passed, 1 failed"; echo "FAIL setup: no audit log (KUBE_AUDIT_LOG) from e2e/cluster"; exit 1; }
 
@@ -360,7 +360,7 @@ c_leader_killed() {
 
 # --- 4 -------------------------------------------------------------------------------
 first_scale_down_after() { # target unix-seconds -> audit time of the first lower write
-	python3 "$E2E_DIR/invariants.py" first-down --audit "$KUBE_AUDIT_LOG" --namespace "$NS" --target "$1" --after "$2"
+	"$INVARIANTS" first-down --audit "$KUBE_AUDIT_LOG" --namespace "$NS" --target "$1" --after "$2"
 }
 c_restart_in_window() {
 	load 4 6
