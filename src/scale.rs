@@ -405,6 +405,22 @@ impl crate::error::Category for ScaleError {
     }
 }
 
+/// What the API server answers to `GET /apis/apps/v1`, as far as `/scale` needs
+/// (for tests that mock the API server).
+#[cfg(test)]
+pub(crate) fn apps_v1_discovery() -> serde_json::Value {
+    json!({
+        "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "apps/v1",
+        "resources": [
+            {"name": "deployments", "singularName": "deployment", "namespaced": true,
+             "kind": "Deployment", "verbs": ["get", "list", "watch", "patch"]},
+            {"name": "deployments/scale", "singularName": "", "namespaced": true,
+             "group": "autoscaling", "version": "v1", "kind": "Scale",
+             "verbs": ["get", "patch", "update"]}
+        ]
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -512,16 +528,7 @@ mod tests {
             let scale_path = "/apis/apps/v1/namespaces/shop/deployments/cache/scale";
             let (request, respond) = handle.next_request().await.expect("discovery");
             assert_eq!(request.uri().path(), "/apis/apps/v1");
-            respond.send_response(json_response(json!({
-                "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "apps/v1",
-                "resources": [
-                    {"name": "deployments", "singularName": "deployment", "namespaced": true,
-                     "kind": "Deployment", "verbs": ["get", "list", "watch", "patch"]},
-                    {"name": "deployments/scale", "singularName": "", "namespaced": true,
-                     "group": "autoscaling", "version": "v1", "kind": "Scale",
-                     "verbs": ["get", "patch", "update"]}
-                ]
-            })));
+            respond.send_response(json_response(apps_v1_discovery()));
             let (request, respond) = handle.next_request().await.expect("the write");
             assert_eq!(
                 (request.method(), request.uri().path()),

@@ -107,16 +107,7 @@ impl FakeApi {
             }))
         };
         if path == "/apis/apps/v1" {
-            return ok(json!({
-                "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "apps/v1",
-                "resources": [
-                    {"name": "deployments", "singularName": "deployment", "namespaced": true,
-                     "kind": "Deployment", "verbs": ["get", "list", "watch", "patch"]},
-                    {"name": "deployments/scale", "singularName": "", "namespaced": true,
-                     "group": "autoscaling", "version": "v1", "kind": "Scale",
-                     "verbs": ["get", "patch", "update"]}
-                ]
-            }));
+            return ok(crate::scale::apps_v1_discovery());
         }
         if let Some(name) = path
             .strip_prefix(&format!("/apis/apps/v1{NS}/deployments/"))
