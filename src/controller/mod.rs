@@ -107,9 +107,6 @@ pub struct Context {
     lease_read: AtomicBool,
 }
 
-/// How often a policy seen before the caches synced asks again.
-const UNSYNCED_RETRY: Duration = Duration::from_millis(200);
-
 pub fn now_ms() -> i64 {
     jiff::Timestamp::now().as_millisecond()
 }
@@ -194,8 +191,9 @@ pub async fn reconcile(
         }
     };
     if !ctx.synced.load(Ordering::Relaxed) {
-        // Not even scheduled yet: the first tick is at the sync, not before it.
-        return Ok(Action::requeue(UNSYNCED_RETRY));
+        // Not even scheduled yet: the first tick is at the sync, which reconciles
+        // every policy (`reconcile_all_on` in `run`).
+        return Ok(Action::await_change());
     }
     let namespace = policy
         .namespace()

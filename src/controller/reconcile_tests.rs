@@ -18,7 +18,7 @@ use kube::runtime::reflector;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
-use super::{Context, Error, UNSYNCED_RETRY, reconcile};
+use super::{Context, Error, reconcile};
 use crate::api::{ClusterMetricsSource, CustomScalingPolicy};
 use crate::error::Category;
 use crate::metrics::registry::{Registry, SourceDefaults};
@@ -411,7 +411,8 @@ async fn no_policy_is_evaluated_before_the_caches_have_synced() {
 
     assert_eq!(
         run(&ctx, &p).await.expect("reconcile"),
-        Action::requeue(UNSYNCED_RETRY)
+        Action::await_change(),
+        "no polling: the sync reconciles every policy"
     );
     assert!(
         ctx.policies().is_empty(),

@@ -160,8 +160,13 @@ pub async fn run(
             }
         },
     );
+    // Every policy is reconciled once more when the caches have synced: those seen
+    // before wait for that instead of asking again and again.
+    let (synced_tx, synced_rx) = futures::channel::oneshot::channel::<()>();
+    let at_sync = futures::stream::once(synced_rx).filter_map(|r| future::ready(r.ok()));
     let controller = Controller::for_stream(policy_stream, policy_store)
-        .with_config(kube::runtime::controller::Config::default().concurrency(config.concurrency));
+        .with_config(kube::runtime::controller::Config::default().concurrency(config.concurrency))
+        .reconcile_all_on(at_sync);
     let store = controller.store();
     let controller = controller
         .watches_stream(
@@ -196,9 +201,12 @@ pub async fn run(
         let (ctx, health) = (ctx.clone(), health.clone());
         tokio::spawn(async move {
             caches.wait(&ctx).await;
+            // The flag first: a reconcile that sees it unset returns before the
+            // trigger below reconciles every policy again.
             ctx.synced.store(true, Ordering::Relaxed);
             health.ready.store(true, Ordering::Relaxed);
             info!("caches synced; ready");
+            let _ = synced_tx.send(());
         });
     }
     // Forget deleted policies (state and metric series) once a minute.
