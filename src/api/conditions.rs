@@ -42,6 +42,28 @@ pub mod reasons {
     /// The spec breaks a rule CEL cannot check (PromQL, cross-field): `Ready` and
     /// `AbleToScale` are False until the spec changes.
     pub const INVALID_SPEC: &str = "InvalidSpec";
+    // Set by the controller, not the engine.
+    /// `Ready` True: metrics are read and the target can be scaled.
+    pub const READY: &str = "Ready";
+    /// `AbleToScale` True: the target's `/scale` can be read and written.
+    pub const READY_FOR_NEW_SCALE: &str = "ReadyForNewScale";
+    /// `AbleToScale` True under `spec.dryRun`: decisions published, nothing written.
+    pub const DRY_RUN: &str = "DryRun";
+    /// `AbleToScale` False (and a Warning Event): the node pool's write failed.
+    pub const FAILED_UPDATE_NODE_POOL: &str = "FailedUpdateNodePool";
+    /// `NodePoolReady` False before the first node-pool decision.
+    pub const UNKNOWN: &str = "Unknown";
+}
+
+/// Event reasons (besides the condition reasons some Events share). API, like the
+/// condition reasons: alerts and runbooks select on them.
+pub mod events {
+    pub const SCALED_UP: &str = "ScaledUp";
+    pub const SCALED_DOWN: &str = "ScaledDown";
+    pub const NODE_POOL_SCALED: &str = "NodePoolScaled";
+    pub const FALLBACK_APPLIED: &str = "FallbackApplied";
+    pub const NODE_POOL_WITHIN_MAX: &str = "NodePoolWithinMax";
+    pub const CIRCUIT_OPEN: &str = "CircuitOpen";
 }
 
 /// Why the engine decided what it did, for the workload or the node pool: the

@@ -40,7 +40,7 @@ impl Failure {
     pub fn reason(&self) -> &'static str {
         match self {
             Failure::Workload(e) => e.category(),
-            Failure::NodePool(_) => "FailedUpdateNodePool",
+            Failure::NodePool(_) => crate::api::conditions::reasons::FAILED_UPDATE_NODE_POOL,
         }
     }
 

@@ -10,7 +10,7 @@ use serde_json::json;
 use super::Context;
 use super::apply::Applied;
 use super::fetch::{Fetched, Missing};
-use crate::api::conditions::{Reason, reasons, types};
+use crate::api::conditions::{Reason, events as event_reasons, reasons, types};
 use crate::api::history::History;
 use crate::api::{CustomScalingPolicy, CustomScalingPolicyStatus, MetricStatus, NodePoolStatus};
 use crate::engine::{Data, Decision};
@@ -122,7 +122,7 @@ pub fn conditions(
         ),
         _ if spec.dry_run => (
             true,
-            "DryRun",
+            reasons::DRY_RUN,
             "spec.dryRun is set: decisions are published, replicas are not written".to_string(),
         ),
         _ => match decision.map(|d| d.reason) {
@@ -133,7 +133,7 @@ pub fn conditions(
             ),
             _ => (
                 true,
-                "ReadyForNewScale",
+                reasons::READY_FOR_NEW_SCALE,
                 "the target's /scale can be read and written".to_string(),
             ),
         },
@@ -188,7 +188,11 @@ pub fn conditions(
                 (false, reasons::NODE_POOL_AT_MAX, at_max.message.clone())
             }
             (_, Some(n)) => (true, n.reason.as_str(), n.message.clone()),
-            _ => (false, "Unknown", "no node-pool decision yet".to_string()),
+            _ => (
+                false,
+                reasons::UNKNOWN,
+                "no node-pool decision yet".to_string(),
+            ),
         };
         out.push(condition(
             types::NODE_POOL_READY,
@@ -208,7 +212,7 @@ pub fn conditions(
     } else {
         (
             true,
-            "Ready",
+            reasons::READY,
             "metrics are read and the target can be scaled".to_string(),
         )
     };
@@ -424,9 +428,9 @@ pub fn events(
     };
     if let Some((from, to)) = applied.replicas {
         let (reason, verb) = if to > from {
-            ("ScaledUp", "up")
+            (event_reasons::SCALED_UP, "up")
         } else {
-            ("ScaledDown", "down")
+            (event_reasons::SCALED_DOWN, "down")
         };
         let why = decision.map_or(Reason::DesiredWithinRange, |d| d.reason);
         out.push(Event {
@@ -449,7 +453,7 @@ pub fn events(
     if let (Some((from, to)), Some(pool)) = (applied.nodes, policy.spec.node_pool.as_ref()) {
         out.push(Event {
             type_: EventType::Normal,
-            reason: "NodePoolScaled".into(),
+            reason: event_reasons::NODE_POOL_SCALED.into(),
             note: Some(format!(
                 "Scaled node pool {}/{} from {} to {to} nodes",
                 pool.target_ref.kind,
@@ -478,7 +482,7 @@ pub fn events(
         if was_available && !missing.is_empty() {
             out.push(Event {
                 type_: EventType::Warning,
-                reason: "MetricsUnavailable".into(),
+                reason: reasons::METRICS_UNAVAILABLE.into(),
                 note: Some(truncate(
                     format!(
                         "{}; holding {} replicas (never read as zero)",
@@ -503,7 +507,7 @@ pub fn events(
         if d.data == Data::Fallback && !had_fallback {
             out.push(Event {
                 type_: EventType::Warning,
-                reason: "FallbackApplied".into(),
+                reason: event_reasons::FALLBACK_APPLIED.into(),
                 note: Some(format!(
                     "metrics unavailable for {} ticks (failureThreshold reached); moving to fallback.replicas: {}",
                     d.history.consecutive_failures, d.desired_replicas
@@ -542,7 +546,7 @@ pub fn events(
             }),
             (None, true) => out.push(Event {
                 type_: EventType::Normal,
-                reason: "NodePoolWithinMax".into(),
+                reason: event_reasons::NODE_POOL_WITHIN_MAX.into(),
                 note: Some(format!(
                     "node pool {pool_name} holds the workload again: {} nodes needed, maxNodes {}",
                     nodes.needed, pool.max_nodes
@@ -560,7 +564,7 @@ pub fn events(
     {
         out.push(Event {
             type_: EventType::Warning,
-            reason: "CircuitOpen".into(),
+            reason: event_reasons::CIRCUIT_OPEN.into(),
             note: Some(format!(
                 "metrics source {source:?} failed repeatedly; its circuit is open and it is not queried until the cool-down passes"
             )),
