@@ -79,7 +79,12 @@ pub async fn tick(
     };
     let status = report::status(policy, &fetched, decision, applied, history, now_ms);
     report::record_metrics(ctx, policy, &status, now_ms);
-    let events = report::events(policy, &fetched, decision, applied);
+    // Only the leader publishes Events: a follower does not build them.
+    let events = if ctx.is_leader() {
+        report::events(policy, &fetched, decision, applied)
+    } else {
+        Vec::new()
+    };
     // 6. publish
     let published = publish::publish(ctx, policy, key, status, &events, now).await;
     // Scheduled as usual whatever publish did: a failed status is retried before

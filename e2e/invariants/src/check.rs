@@ -238,8 +238,9 @@ pub fn check(records: &Records, trace: &[Snapshot], faults: &[Fault], options: &
             }
         }
         // One writer: the Lease's last successful writer, not expired.
-        let before: Vec<_> = leases.iter().filter(|l| l.t <= w.t).collect();
-        match before.last() {
+        // The leases are in time order: the last one at or before the write.
+        let before = leases.partition_point(|l| l.t <= w.t);
+        match before.checked_sub(1).map(|i| leases[i]) {
             None => violation("one-writer", w.t, format!("{at}: no Lease write before it")),
             Some(holder) if holder.who != w.who => violation(
                 "one-writer",
