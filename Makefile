@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 BALLAST := target/debug/ballast
 
-.PHONY: build test unit lint alerts crds demo demo-simulate gameday bench chaos fuzz chaos-report e2e e2e-build cluster-up cluster-down e2e-smoke e2e-operator clean
+.PHONY: build test unit lint alerts crds demo demo-simulate gameday bench chaos fuzz chaos-report e2e e2e-build cluster-up cluster-down e2e-smoke e2e-scenarios e2e-operator clean
 
 # ballast, and the chaos suite's invariant checker (e2e/invariants).
 build:
@@ -87,9 +87,15 @@ cluster-down:
 e2e-smoke: build
 	e2e/smoke
 
-# The operator's scenarios (scale-up on evictions, windows, Prometheus down, node
-# pools, failover, bounds/paused/dryRun, admission, deploy/ dry run, gameday,
-# secrets, certificate rotation) against the same harness. SCENARIOS=... picks some.
+# The Rust scenarios (e2e/suite: failover, bounds, paused, dryRun, sync before the
+# first tick, ...), each in its own namespace, several at a time; a JUnit report in
+# target/e2e/junit.xml. SCENARIOS=... filters by name (libtest's filter).
+e2e-scenarios: build
+	e2e/scenarios $(SCENARIOS)
+
+# The operator's scenarios still in bash (scale-up on evictions, windows, Prometheus
+# down, node pools, admission, deploy/ dry run, gameday, secrets, certificate
+# rotation) against the same harness. SCENARIOS=... picks some.
 e2e-operator: build
 	e2e/operator $(SCENARIOS)
 

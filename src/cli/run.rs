@@ -47,6 +47,10 @@ pub struct RunArgs {
     /// Namespace of the leader Lease (default: $POD_NAMESPACE, else `ballast-system`).
     #[arg(long, env = "POD_NAMESPACE", default_value = "ballast-system")]
     pub lease_namespace: String,
+    /// Watch policies and their targets in this namespace only (default: every
+    /// namespace). For one team's operator, or one e2e scenario's.
+    #[arg(long, env = "BALLAST_WATCH_NAMESPACE", value_name = "NAMESPACE")]
+    pub watch_namespace: Option<String>,
     /// How long a leader's lease lasts without renewal; a standby takes over after it.
     #[arg(long, default_value = "15s")]
     pub lease_duration: Duration,
@@ -171,6 +175,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             concurrency: args.concurrency.max(1),
             identity,
             lease_namespace: args.lease_namespace.clone(),
+            watch_namespace: args.watch_namespace.clone().filter(|n| !n.is_empty()),
             lease_duration: args.lease_duration.to_std(),
             lease_grace: args.lease_grace.to_std(),
             prometheus_url: args.prometheus_url.clone(),

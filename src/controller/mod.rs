@@ -59,6 +59,8 @@ pub struct Config {
     pub identity: String,
     /// Namespace of the leader Lease.
     pub lease_namespace: String,
+    /// Watch policies and their targets in this namespace only (`None`: all).
+    pub watch_namespace: Option<String>,
     pub lease_duration: Duration,
     pub lease_grace: Duration,
     /// Default metrics source (used by metrics without `source`).

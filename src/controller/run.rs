@@ -79,6 +79,8 @@ pub async fn run(
     health: Arc<crate::telemetry::server::Health>,
 ) -> anyhow::Result<()> {
     wait_for_crds(&client, config.crd_wait).await?;
+    // Policies and their targets in one namespace, or in all of them.
+    let scope = config.watch_namespace.as_deref();
 
     // Leader election: every replica computes; only the holder writes.
     let (leader_rx, lease_task) = leadership::start(&client, &config).await?;
@@ -102,17 +104,26 @@ pub async fn run(
     // Targets' replicas come from these watch caches (the same watches that catch
     // out-of-band changes), not a /scale GET per tick. Only what a tick reads is
     // kept: pod templates, status and managed fields are dropped to save memory.
-    let (deployment_store, deployments) =
-        reflect_all(&client, &metrics, "deployments", |d: &mut Deployment| {
+    let (deployment_store, deployments) = reflect_all(
+        &client,
+        scope,
+        &metrics,
+        "deployments",
+        |d: &mut Deployment| {
             d.managed_fields_mut().clear();
             d.annotations_mut().clear();
             d.status = None;
             if let Some(spec) = d.spec.as_mut() {
                 spec.template = Default::default();
             }
-        });
-    let (statefulset_store, statefulsets) =
-        reflect_all(&client, &metrics, "statefulsets", |s: &mut StatefulSet| {
+        },
+    );
+    let (statefulset_store, statefulsets) = reflect_all(
+        &client,
+        scope,
+        &metrics,
+        "statefulsets",
+        |s: &mut StatefulSet| {
             s.managed_fields_mut().clear();
             s.annotations_mut().clear();
             s.status = None;
@@ -120,7 +131,8 @@ pub async fn run(
                 spec.template = Default::default();
                 spec.volume_claim_templates = None;
             }
-        });
+        },
+    );
     let ctx = Arc::new(Context::new(
         client.clone(),
         sources,
@@ -152,6 +164,7 @@ pub async fn run(
     // kubectl and our status writes have both touched it): memory grows with N.
     let (policy_store, policy_stream) = reflect_all(
         &client,
+        scope,
         &metrics,
         "policies",
         |g: &mut DeserializeGuard<CustomScalingPolicy>| {

@@ -271,9 +271,23 @@ pub fn target_mapper<K: Resource + ResourceExt>(
     }
 }
 
-/// [`reflect`] over every `K` in the cluster, with the default backoff.
+/// The `K`s the operator watches: every namespace, or only `namespace` (`ballast
+/// run --watch-namespace`).
+pub fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match namespace {
+        Some(namespace) => Api::namespaced(client.clone(), namespace),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// [`reflect`] over the `K`s in scope (see [`scoped`]), with the default backoff.
 pub fn reflect_all<K>(
     client: &Client,
+    namespace: Option<&str>,
     metrics: &Arc<Metrics>,
     name: &'static str,
     trim: fn(&mut K),
@@ -282,10 +296,10 @@ pub fn reflect_all<K>(
     impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
 )
 where
-    K: Watched,
+    K: Watched + Resource<Scope = k8s_openapi::NamespaceResourceScope>,
 {
     reflect(
-        Api::<K>::all(client.clone()),
+        scoped::<K>(client, namespace),
         trim,
         DefaultBackoff::default(),
         WatchHealth::new(name, metrics.clone()),
@@ -369,6 +383,20 @@ mod tests {
             "items": [deployment(replicas, rv)]
         });
         Response::new(Body::from(serde_json::to_vec(&body).unwrap()))
+    }
+
+    /// `--watch-namespace` narrows every namespaced watch to that namespace.
+    #[tokio::test]
+    async fn a_watch_namespace_scopes_the_watches() {
+        let (service, _handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let client = kube::Client::new(service, "default");
+        let one = scoped::<Deployment>(&client, Some("team-a"));
+        assert_eq!(
+            one.resource_url(),
+            "/apis/apps/v1/namespaces/team-a/deployments"
+        );
+        let all = scoped::<Deployment>(&client, None);
+        assert_eq!(all.resource_url(), "/apis/apps/v1/deployments");
     }
 
     fn watch_events(events: &[serde_json::Value]) -> Response<Body> {

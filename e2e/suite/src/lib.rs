@@ -1,0 +1,93 @@
+//! The e2e harness: what every scenario in `tests/scenarios/` stands on.
+//!
+//! A [`Scenario`] is one namespace on the harness's real cluster with its own
+//! operators (`ballast run --watch-namespace`, as deploy/'s ServiceAccount), so
+//! scenarios share nothing and run concurrently. Objects are the crate's own `api`
+//! types and k8s-openapi's; waits are deadlines in the policy's poll intervals
+//! ([`polls`]); failures say what was expected and what was last seen.
+//!
+//! The cluster comes from the environment ([`Env::from_env`]), which e2e/scenarios
+//! sets up from e2e/cluster's state: the scenarios are run by
+//! `e2e/scenarios [FILTER...]` (or `cargo test -p ballast-e2e --test scenarios`
+//! with that environment), never by `make unit`.
+
+pub mod junit;
+mod operator;
+mod scenario;
+pub mod wait;
+
+pub use operator::{LEASE, Operator};
+pub use scenario::Scenario;
+pub use wait::{eventually, holds, polls};
+
+use std::path::PathBuf;
+
+use anyhow::{Context as _, anyhow};
+
+/// Where the cluster and the binaries are: read once from the environment.
+#[derive(Clone, Debug)]
+pub struct Env {
+    /// The repository (deploy/'s RBAC is read from here).
+    pub repo: PathBuf,
+    /// An admin kubeconfig (`BALLAST_E2E_KUBECONFIG`): the scenarios' own client.
+    pub kubeconfig: PathBuf,
+    /// A kubeconfig with a token of deploy/'s ServiceAccount
+    /// (`BALLAST_E2E_SA_KUBECONFIG`): every operator runs with exactly that.
+    pub sa_kubeconfig: PathBuf,
+    /// The harness's Prometheus (`PROMETHEUS_URL`).
+    pub prometheus_url: String,
+    /// The binary under test (`BALLAST`, default `target/debug/ballast`).
+    pub ballast: PathBuf,
+    /// Where operator logs go, one directory per scenario (`BALLAST_E2E_WORK`).
+    pub work: PathBuf,
+}
+
+impl Env {
+    /// Every variable is named in the error when it is missing.
+    pub fn from_env() -> anyhow::Result<Env> {
+        let var = |name: &str| {
+            std::env::var(name).map_err(|_| {
+                anyhow!("{name} is not set: run the scenarios through e2e/scenarios, which sets it from the cluster's state")
+            })
+        };
+        let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let repo = repo
+            .canonicalize()
+            .with_context(|| format!("repository at {}", repo.display()))?;
+        let ballast = match std::env::var("BALLAST") {
+            Ok(path) => PathBuf::from(path),
+            Err(_) => repo.join("target/debug/ballast"),
+        };
+        if !ballast.is_file() {
+            anyhow::bail!(
+                "no ballast binary at {} (run cargo build, or set BALLAST)",
+                ballast.display()
+            );
+        }
+        Ok(Env {
+            kubeconfig: var("BALLAST_E2E_KUBECONFIG")?.into(),
+            sa_kubeconfig: var("BALLAST_E2E_SA_KUBECONFIG")?.into(),
+            prometheus_url: var("PROMETHEUS_URL")?,
+            work: var("BALLAST_E2E_WORK")?.into(),
+            ballast,
+            repo,
+        })
+    }
+
+    /// A client with the admin kubeconfig. Call it inside the scenario's runtime.
+    pub async fn client(&self) -> anyhow::Result<kube::Client> {
+        ballast::metrics::tls::install_crypto_provider();
+        let kubeconfig = kube::config::Kubeconfig::read_from(&self.kubeconfig)
+            .with_context(|| format!("reading {}", self.kubeconfig.display()))?;
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            .await
+            .with_context(|| format!("kubeconfig {}", self.kubeconfig.display()))?;
+        Ok(kube::Client::try_from(config)?)
+    }
+}
+
+/// A port free on 127.0.0.1 at the time of asking.
+pub fn free_port() -> anyhow::Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("binding 127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}

@@ -1,0 +1,179 @@
+//! One `ballast run` process of a scenario: deploy/'s ServiceAccount, the
+//! scenario's namespace as both the watched namespace and the Lease's, a short
+//! lease (6 s) so that failover fits in a test, its log in the scenario's dir.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::process::{Child, Command};
+
+use crate::{Env, free_port};
+
+/// How long an operator may take to sync its caches and say ready.
+const READY: Duration = Duration::from_secs(30);
+
+/// The lease the scenarios' operators hold (`--lease-duration`).
+pub const LEASE: Duration = Duration::from_secs(6);
+
+pub struct Operator {
+    pub identity: String,
+    pub admin: SocketAddr,
+    pub log: PathBuf,
+    child: Child,
+}
+
+impl Operator {
+    /// Starts an operator and waits for `/readyz` (its caches synced).
+    pub(crate) async fn start(
+        env: &Env,
+        namespace: &str,
+        identity: &str,
+        dir: &Path,
+    ) -> anyhow::Result<Operator> {
+        let admin: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
+        let log = dir.join(format!("{identity}.log"));
+        let out =
+            std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+        let child = Command::new(&env.ballast)
+            .args(["run", "--log", "info,ballast=debug", "--kubeconfig"])
+            .arg(&env.sa_kubeconfig)
+            .args(["--prometheus-url", &env.prometheus_url])
+            .args(["--admin-addr", &admin.to_string()])
+            .args([
+                "--lease-namespace",
+                namespace,
+                "--watch-namespace",
+                namespace,
+            ])
+            .args([
+                "--identity",
+                identity,
+                "--lease-duration",
+                "6s",
+                "--lease-grace",
+                "2s",
+            ])
+            .stdin(Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {}", env.ballast.display()))?;
+        let mut operator = Operator {
+            identity: identity.to_string(),
+            admin,
+            log,
+            child,
+        };
+        let url = format!("http://{admin}/readyz");
+        let deadline = tokio::time::Instant::now() + READY;
+        let mut last;
+        loop {
+            if let Ok(Some(status)) = operator.child.try_wait() {
+                last = format!("exited with {status}");
+            } else {
+                match reqwest::get(&url).await {
+                    Ok(r) if r.status().is_success() => break,
+                    Ok(r) => last = format!("/readyz {}", r.status()),
+                    Err(e) => last = e.to_string(),
+                }
+            }
+            if tokio::time::Instant::now() >= deadline || last.starts_with("exited") {
+                let log = operator.log_text();
+                let tail: Vec<&str> = log
+                    .lines()
+                    .rev()
+                    .take(10)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect();
+                anyhow::bail!(
+                    "operator {identity} not ready within {}s ({last}); log {} ends with:\n{}",
+                    READY.as_secs(),
+                    operator.log.display(),
+                    tail.join("\n")
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Ok(operator)
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// The value of the first `/metrics` line that starts with `prefix` (a metric
+    /// name and, if needed, its labels); `None` if there is none.
+    pub async fn metric(&self, prefix: &str) -> anyhow::Result<Option<f64>> {
+        let text = reqwest::get(format!("http://{}/metrics", self.admin))
+            .await?
+            .text()
+            .await?;
+        Ok(text
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok()))
+    }
+
+    /// `ballast_leader` is 1. An operator that does not answer does not lead.
+    pub async fn leads(&self) -> bool {
+        matches!(self.metric("ballast_leader ").await, Ok(Some(v)) if v == 1.0)
+    }
+
+    /// SIGKILL, as a node failure would.
+    pub async fn kill(&mut self) -> anyhow::Result<()> {
+        self.child.kill().await.context("SIGKILL")
+    }
+
+    /// SIGTERM (a rolling update), then waits for the exit.
+    pub async fn terminate(&mut self) -> anyhow::Result<()> {
+        if let Some(pid) = self.child.id() {
+            let status = Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status()
+                .await?;
+            anyhow::ensure!(status.success(), "kill -TERM {pid}: {status}");
+        }
+        tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .context("not stopped 10 s after SIGTERM")??;
+        Ok(())
+    }
+
+    /// Everything it logged so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Stops it however it is (SIGTERM, SIGKILL after 5 s) and says whether it panicked.
+    pub(crate) async fn stop(mut self) -> Option<String> {
+        if let Ok(None) = self.child.try_wait()
+            && let Some(pid) = self.child.id()
+        {
+            let _ = Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status()
+                .await;
+            if tokio::time::timeout(Duration::from_secs(5), self.child.wait())
+                .await
+                .is_err()
+            {
+                let _ = self.child.kill().await;
+            }
+        }
+        let log = self.log_text();
+        log.find("panicked").map(|at| {
+            let end = log[at..]
+                .char_indices()
+                .nth(400)
+                .map_or(log.len(), |(i, _)| at + i);
+            format!("operator {} panicked: {}", self.identity, &log[at..end])
+        })
+    }
+}
