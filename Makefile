@@ -44,6 +44,7 @@ unit:
 lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --locked -p ballast-e2e --test scenarios -- -D warnings
 
 # The alert rules: promtool (from Debian's prometheus package) checks them and runs
 # their unit tests; every runbook_url must name a page in docs/runbooks/.
@@ -101,7 +102,8 @@ e2e-operator: build
 
 # Faults injected while Ballast scales (Prometheus killed, API server restarted and
 # etcd frozen, leaders killed, a broken Prometheus behind a proxy, ...), under the
-# invariant checker; on the running cluster, else one of its own. SCENARIOS=... picks some.
+# invariant checker; on the running cluster, else one of its own. SCENARIOS=NAME picks
+# one (e.g. leader-killed). They are e2e/scenarios' chaos-* scenarios.
 chaos: build
 	e2e/chaos $(SCENARIOS)
 

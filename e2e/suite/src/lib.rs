@@ -11,6 +11,7 @@
 //! `e2e/scenarios [FILTER...]` (or `cargo test -p ballast-e2e --test scenarios`
 //! with that environment), never by `make unit`.
 
+pub mod chaos;
 pub mod junit;
 mod operator;
 mod scenario;
@@ -40,6 +41,13 @@ pub struct Env {
     pub ballast: PathBuf,
     /// Where operator logs go, one directory per scenario (`BALLAST_E2E_WORK`).
     pub work: PathBuf,
+    /// The chaos suite's invariant checker (`INVARIANTS`, default next to `ballast`).
+    pub invariants: PathBuf,
+    /// The API server's audit log (`KUBE_AUDIT_LOG`), which the checker reads.
+    pub audit_log: Option<PathBuf>,
+    /// e2e/cluster's state dir (`BALLAST_E2E_STATE`): PIDs, for faults injected
+    /// into the control plane's processes.
+    pub state: Option<PathBuf>,
 }
 
 impl Env {
@@ -64,7 +72,20 @@ impl Env {
                 ballast.display()
             );
         }
+        let invariants = match std::env::var("INVARIANTS") {
+            Ok(path) => PathBuf::from(path),
+            Err(_) => ballast.with_file_name("ballast-invariants"),
+        };
         Ok(Env {
+            invariants,
+            audit_log: std::env::var("KUBE_AUDIT_LOG")
+                .ok()
+                .filter(|p| !p.is_empty())
+                .map(PathBuf::from),
+            state: std::env::var("BALLAST_E2E_STATE")
+                .ok()
+                .filter(|p| !p.is_empty())
+                .map(PathBuf::from),
             kubeconfig: var("BALLAST_E2E_KUBECONFIG")?.into(),
             sa_kubeconfig: var("BALLAST_E2E_SA_KUBECONFIG")?.into(),
             prometheus_url: var("PROMETHEUS_URL")?,

@@ -30,6 +30,10 @@ pub struct Scenario {
     /// Operator logs and anything else worth keeping when it fails.
     pub dir: PathBuf,
     pub operators: Vec<Operator>,
+    /// Every operator's log, stopped ones too.
+    pub logs: Vec<PathBuf>,
+    /// What stopped operators said when they panicked.
+    panics: Vec<String>,
     /// Cluster-scoped objects to delete at the end.
     sources: Vec<String>,
     started: Instant,
@@ -61,6 +65,8 @@ impl Scenario {
             client,
             dir,
             operators: Vec::new(),
+            logs: Vec::new(),
+            panics: Vec::new(),
             sources: Vec::new(),
             started: Instant::now(),
         };
@@ -126,6 +132,14 @@ impl Scenario {
         ));
         self.operators.push(operator);
         Ok(self.operators.len() - 1)
+    }
+
+    /// Stops every operator (SIGTERM, then SIGKILL); a panic in any log fails the
+    /// scenario at [`Self::finish`].
+    pub async fn stop_operators(&mut self) {
+        for operator in std::mem::take(&mut self.operators) {
+            self.panics.extend(operator.stop().await);
+        }
     }
 
     /// The index of the operator that leads now, if one does.
@@ -330,10 +344,8 @@ impl Scenario {
     /// Stops the operators, deletes the namespace and the sources. The logs stay
     /// (and are named) when the scenario failed or an operator panicked.
     pub async fn finish(mut self, outcome: anyhow::Result<()>) -> anyhow::Result<()> {
-        let mut panics = Vec::new();
-        for operator in std::mem::take(&mut self.operators) {
-            panics.extend(operator.stop().await);
-        }
+        self.stop_operators().await;
+        let panics = std::mem::take(&mut self.panics);
         let background = DeleteParams::background();
         let _ = Api::<Namespace>::all(self.client.clone())
             .delete(&self.ns, &background)

@@ -9,6 +9,7 @@
 //! adds it up with the other suites).
 
 mod bounds;
+mod chaos;
 mod leadership;
 mod query;
 
@@ -16,7 +17,7 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::process::ExitCode;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Instant;
 
 use ballast_e2e::junit::{Case, Report};
@@ -37,8 +38,23 @@ macro_rules! scenarios {
     };
 }
 
+/// Scenarios that restart or freeze the control plane: each runs alone, with no
+/// other scenario in flight (the others would see the fault too).
+const ALONE: [&str; 1] = ["chaos-apiserver-restart"];
+
+/// Held for reading by every scenario, for writing by those in [`ALONE`].
+static CLUSTER: RwLock<()> = RwLock::new(());
+
 fn all() -> Vec<(&'static str, Body)> {
     scenarios![
+        // First: it has the cluster to itself, then the rest run at once.
+        "chaos-apiserver-restart" => chaos::apiserver_restart,
+        "chaos-broken-prometheus" => chaos::broken_prometheus,
+        "chaos-prometheus-killed" => chaos::prometheus_killed,
+        "chaos-leader-killed" => chaos::leader_killed,
+        "chaos-restart-in-window" => chaos::restart_in_window,
+        "chaos-many-policies" => chaos::many_policies,
+        "chaos-target-churn" => chaos::target_churn,
         "metrics-client" => query::metrics_client,
         "failover" => leadership::failover,
         "sync-before-tick" => leadership::sync_before_tick,
@@ -60,6 +76,18 @@ fn main() -> ExitCode {
         .map(|(name, body)| {
             let (env, report) = (env.clone(), report.clone());
             Trial::test(name, move || {
+                // A poisoned lock only means a scenario panicked holding it.
+                let (_shared, _alone) = if ALONE.contains(&name) {
+                    (
+                        None,
+                        Some(CLUSTER.write().unwrap_or_else(|p| p.into_inner())),
+                    )
+                } else {
+                    (
+                        Some(CLUSTER.read().unwrap_or_else(|p| p.into_inner())),
+                        None,
+                    )
+                };
                 let started = Instant::now();
                 let outcome = run(&env, name, body);
                 report.record(Case {
@@ -72,6 +100,16 @@ fn main() -> ExitCode {
         })
         .collect();
     let listing = args.list;
+    if !listing
+        && all()
+            .iter()
+            .any(|(name, _)| name.starts_with("chaos-") && selected(&args, name))
+    {
+        // The chaos report is of the last run that ran chaos scenarios.
+        let results =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/chaos/results.jsonl");
+        let _ = std::fs::remove_file(results);
+    }
     let conclusion = libtest_mimic::run(&args, trials);
     if !listing {
         let junit = std::env::var("BALLAST_E2E_JUNIT")
@@ -95,6 +133,18 @@ fn main() -> ExitCode {
         );
     }
     conclusion.exit_code()
+}
+
+/// Whether libtest's filter and `--skip` let `name` run.
+fn selected(args: &Arguments, name: &str) -> bool {
+    let matches = |pattern: &str| {
+        if args.exact {
+            name == pattern
+        } else {
+            name.contains(pattern)
+        }
+    };
+    args.filter.as_deref().is_none_or(matches) && !args.skip.iter().any(|s| matches(s))
 }
 
 /// One scenario on a runtime of its own: start, body, finish (always).
