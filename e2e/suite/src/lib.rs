@@ -48,6 +48,12 @@ pub struct Env {
     /// e2e/cluster's state dir (`BALLAST_E2E_STATE`): PIDs, for faults injected
     /// into the control plane's processes.
     pub state: Option<PathBuf>,
+    /// Where the harness's Prometheus discovers scrape targets
+    /// (`PROMETHEUS_FILE_SD_DIR`): every operator is registered there (job
+    /// `ballast`), so the dashboard's queries have data from every scenario.
+    pub file_sd: Option<PathBuf>,
+    /// Redis's exporter (`REDIS_EXPORTER_URL`), for a Prometheus of a scenario's own.
+    pub redis_exporter: Option<String>,
 }
 
 impl Env {
@@ -76,16 +82,13 @@ impl Env {
             Ok(path) => PathBuf::from(path),
             Err(_) => ballast.with_file_name("ballast-invariants"),
         };
+        let optional = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         Ok(Env {
             invariants,
-            audit_log: std::env::var("KUBE_AUDIT_LOG")
-                .ok()
-                .filter(|p| !p.is_empty())
-                .map(PathBuf::from),
-            state: std::env::var("BALLAST_E2E_STATE")
-                .ok()
-                .filter(|p| !p.is_empty())
-                .map(PathBuf::from),
+            file_sd: optional("PROMETHEUS_FILE_SD_DIR").map(PathBuf::from),
+            redis_exporter: optional("REDIS_EXPORTER_URL"),
+            audit_log: optional("KUBE_AUDIT_LOG").map(PathBuf::from),
+            state: optional("BALLAST_E2E_STATE").map(PathBuf::from),
             kubeconfig: var("BALLAST_E2E_KUBECONFIG")?.into(),
             sa_kubeconfig: var("BALLAST_E2E_SA_KUBECONFIG")?.into(),
             prometheus_url: var("PROMETHEUS_URL")?,

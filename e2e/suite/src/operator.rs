@@ -23,6 +23,8 @@ pub struct Operator {
     pub admin: SocketAddr,
     pub log: PathBuf,
     child: Child,
+    /// Its file in the harness Prometheus's file_sd directory, removed at stop.
+    scrape: Option<PathBuf>,
 }
 
 impl Operator {
@@ -67,6 +69,7 @@ impl Operator {
             admin,
             log,
             child,
+            scrape: None,
         };
         let url = format!("http://{admin}/readyz");
         let deadline = tokio::time::Instant::now() + READY;
@@ -99,6 +102,18 @@ impl Operator {
                 );
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        // Scraped by the harness's Prometheus (job "ballast"), as deploy/'s
+        // ServiceMonitor would: written whole, then renamed into place.
+        if let Some(dir) = &env.file_sd {
+            let file = dir.join(format!("{namespace}-{identity}.json"));
+            let temporary = dir.join(format!(".{namespace}-{identity}.tmp"));
+            let targets =
+                serde_json::json!([{"targets": [admin.to_string()], "labels": {"job": "ballast"}}]);
+            std::fs::write(&temporary, targets.to_string())
+                .and_then(|()| std::fs::rename(&temporary, &file))
+                .with_context(|| format!("registering {identity} in {}", dir.display()))?;
+            operator.scrape = Some(file);
         }
         Ok(operator)
     }
@@ -153,6 +168,9 @@ impl Operator {
 
     /// Stops it however it is (SIGTERM, SIGKILL after 5 s) and says whether it panicked.
     pub(crate) async fn stop(mut self) -> Option<String> {
+        if let Some(file) = self.scrape.take() {
+            let _ = std::fs::remove_file(file);
+        }
         if let Ok(None) = self.child.try_wait()
             && let Some(pid) = self.child.id()
         {

@@ -7,11 +7,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, anyhow};
 use ballast::api::{ClusterMetricsSource, CustomScalingPolicy, CustomScalingPolicyStatus};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{
+    ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
+};
 use kube::{Api, Client};
 use serde::Deserialize as _;
 use serde_json::{Value, json};
@@ -327,6 +329,72 @@ impl Scenario {
             .await
             .context("listing Events")?;
         Ok(list.items)
+    }
+
+    /// Objects of a kind the crate has no type for (a MachineDeployment, a test
+    /// CRD), in this namespace.
+    pub fn dynamic(&self, api_version: &str, kind: &str, plural: &str) -> Api<DynamicObject> {
+        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+        let resource = ApiResource {
+            group: group.to_string(),
+            version: version.to_string(),
+            api_version: api_version.to_string(),
+            kind: kind.to_string(),
+            plural: plural.to_string(),
+        };
+        Api::namespaced_with(self.client.clone(), &self.ns, &resource)
+    }
+
+    /// Creates (or replaces the fields of) an object from its JSON, server-side.
+    pub async fn apply(&self, api: &Api<DynamicObject>, object: Value) -> anyhow::Result<()> {
+        let object: DynamicObject = serde_json::from_value(object)?;
+        let name = object
+            .metadata
+            .name
+            .clone()
+            .ok_or_else(|| anyhow!("an object without a name"))?;
+        api.patch(
+            &name,
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(&object),
+        )
+        .await
+        .with_context(|| format!("applying {name}"))?;
+        Ok(())
+    }
+
+    /// The namespace's Pods with `app=<app>` in `phase`.
+    pub async fn pods_in_phase(&self, app: &str, phase: &str) -> anyhow::Result<usize> {
+        let pods = Api::<Pod>::namespaced(self.client.clone(), &self.ns)
+            .list(
+                &ListParams::default()
+                    .labels(&format!("app={app}"))
+                    .fields(&format!("status.phase={phase}")),
+            )
+            .await?;
+        Ok(pods.items.len())
+    }
+
+    /// Nodes of this namespace's node pool `pool` (made by nodepool-sync), and how
+    /// many of them are Ready.
+    pub async fn pool_nodes(&self, pool: &str) -> anyhow::Result<(usize, usize)> {
+        let nodes = Api::<Node>::all(self.client.clone())
+            .list(&ListParams::default().labels(&format!(
+                "ballast.dev/node-pool={pool},ballast.dev/node-pool-namespace={}",
+                self.ns
+            )))
+            .await?;
+        let ready = nodes
+            .items
+            .iter()
+            .filter(|n| {
+                n.status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+            })
+            .count();
+        Ok((nodes.items.len(), ready))
     }
 
     /// Runs the ballast CLI (its output and exit code).

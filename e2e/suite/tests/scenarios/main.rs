@@ -11,7 +11,9 @@
 mod bounds;
 mod chaos;
 mod leadership;
+mod nodepool;
 mod query;
+mod sources;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -56,6 +58,10 @@ fn all() -> Vec<(&'static str, Body)> {
         "chaos-many-policies" => chaos::many_policies,
         "chaos-target-churn" => chaos::target_churn,
         "metrics-client" => query::metrics_client,
+        "prometheus-down" => sources::prometheus_down,
+        "node-pool" => nodepool::node_pool,
+        "node-pool-path" => nodepool::node_pool_path,
+        "node-pool-at-max" => nodepool::node_pool_at_max,
         "failover" => leadership::failover,
         "sync-before-tick" => leadership::sync_before_tick,
         "bounds" => bounds::out_of_band_into_bounds,
