@@ -10,6 +10,7 @@
 
 mod bounds;
 mod chaos;
+mod evictions;
 mod leadership;
 mod nodepool;
 mod query;
@@ -58,6 +59,7 @@ fn all() -> Vec<(&'static str, Body)> {
         "chaos-many-policies" => chaos::many_policies,
         "chaos-target-churn" => chaos::target_churn,
         "metrics-client" => query::metrics_client,
+        "evictions" => evictions::evictions,
         "prometheus-down" => sources::prometheus_down,
         "node-pool" => nodepool::node_pool,
         "node-pool-path" => nodepool::node_pool_path,
