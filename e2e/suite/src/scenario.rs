@@ -164,19 +164,35 @@ impl Scenario {
         Api::namespaced(self.client.clone(), &self.ns)
     }
 
-    /// A Deployment of `replicas` pods that never run (KWOK has no nodes for them
-    /// unless `node_pool` selects some): only its replica count matters.
+    /// A Deployment of `replicas` pods that never run (KWOK has no nodes for them):
+    /// only its replica count matters.
     pub async fn deployment(&self, name: &str, replicas: i32) -> anyhow::Result<()> {
+        self.deployment_on(name, replicas, None, None).await
+    }
+
+    /// A Deployment whose pods select the node pool `pool` (made by nodepool-sync),
+    /// if any, and request `cpu` each, if set.
+    pub async fn deployment_on(
+        &self,
+        name: &str,
+        replicas: i32,
+        pool: Option<&str>,
+        cpu: Option<&str>,
+    ) -> anyhow::Result<()> {
+        let mut pod = json!({"containers": [{"name": "main", "image": "registry.invalid/none:1"}]});
+        if let Some(pool) = pool {
+            pod["nodeSelector"] = json!({"ballast.dev/node-pool": pool});
+        }
+        if let Some(cpu) = cpu {
+            pod["containers"][0]["resources"] = json!({"requests": {"cpu": cpu}});
+        }
         let deployment: Deployment = serde_json::from_value(json!({
             "apiVersion": "apps/v1", "kind": "Deployment",
             "metadata": {"name": name},
             "spec": {
                 "replicas": replicas,
                 "selector": {"matchLabels": {"app": name}},
-                "template": {
-                    "metadata": {"labels": {"app": name}},
-                    "spec": {"containers": [{"name": "main", "image": "registry.invalid/none:1"}]}
-                }
+                "template": {"metadata": {"labels": {"app": name}}, "spec": pod}
             }
         }))?;
         self.deployments()
@@ -184,6 +200,20 @@ impl Scenario {
             .await
             .with_context(|| format!("creating Deployment {name}"))?;
         Ok(())
+    }
+
+    /// Deployment `name` has `expected` replicas; the error says how many it has.
+    pub async fn replicas_are(&self, name: &str, expected: i32) -> anyhow::Result<()> {
+        let r = self.replicas(name).await?;
+        anyhow::ensure!(r == expected, "{name} at {r}, expected {expected}");
+        Ok(())
+    }
+
+    /// The policy's metrics are available (`MetricsAvailable=True/ValidMetricsFound`).
+    pub async fn metrics_available(&self, policy: &str) -> anyhow::Result<()> {
+        self.condition_is(policy, "MetricsAvailable", "True/ValidMetricsFound")
+            .await
+            .map(|_| ())
     }
 
     /// A policy from its spec (JSON, as in YAML): decoded into the crate's own type

@@ -20,12 +20,6 @@ fn spec(name: &str, min: u32, max: u32, poll: Duration, demand: u32, extra: Valu
     spec
 }
 
-async fn replicas_are(s: &Scenario, name: &str, expected: i32) -> anyhow::Result<()> {
-    let r = s.replicas(name).await?;
-    anyhow::ensure!(r == expected, "{name} at {r}, expected {expected}");
-    Ok(())
-}
-
 pub async fn out_of_band_into_bounds(s: &mut Scenario) -> anyhow::Result<()> {
     const POLL: Duration = Duration::from_secs(3);
     s.operator("op").await?;
@@ -33,7 +27,7 @@ pub async fn out_of_band_into_bounds(s: &mut Scenario) -> anyhow::Result<()> {
     s.policy("bounded", spec("bounded", 2, 4, POLL, 3, json!({})))
         .await?;
     eventually(polls(POLL, 3), "bounded follows its metric to 3", || {
-        replicas_are(s, "bounded", 3)
+        s.replicas_are("bounded", 3)
     })
     .await?;
     s.scale("bounded", 9).await?;
@@ -75,7 +69,7 @@ pub async fn paused(s: &mut Scenario) -> anyhow::Result<()> {
     })
     .await?;
     holds(POLL * 3, "a paused policy writes no replicas", || {
-        replicas_are(s, "paused", 2)
+        s.replicas_are("paused", 2)
     })
     .await?;
     Ok(())
@@ -98,7 +92,7 @@ pub async fn dry_run(s: &mut Scenario) -> anyhow::Result<()> {
     )
     .await?;
     holds(POLL * 2, "a dryRun policy writes no replicas", || {
-        replicas_are(s, "dry", 2)
+        s.replicas_are("dry", 2)
     })
     .await?;
     s.condition_is("dry", "AbleToScale", "True/DryRun").await?;
@@ -146,7 +140,7 @@ pub async fn source_not_allowed(s: &mut Scenario) -> anyhow::Result<()> {
         condition.message
     );
     holds(POLL * 2, "no scaling without allowed data", || {
-        replicas_are(s, "denied", 2)
+        s.replicas_are("denied", 2)
     })
     .await?;
     Ok(())
@@ -171,7 +165,7 @@ pub async fn undecodable_policy(s: &mut Scenario) -> anyhow::Result<()> {
     eventually(
         polls(POLL, 3),
         "a policy created after an undecodable one is served",
-        || replicas_are(s, "after", 2),
+        || s.replicas_are("after", 2),
     )
     .await?;
     anyhow::ensure!(

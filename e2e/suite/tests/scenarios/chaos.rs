@@ -196,12 +196,6 @@ async fn policies(
     .await
 }
 
-async fn available(s: &Scenario, name: &str) -> anyhow::Result<()> {
-    s.condition_is(name, "MetricsAvailable", "True/ValidMetricsFound")
-        .await
-        .map(|_| ())
-}
-
 async fn unavailable(s: &Scenario, name: &str) -> anyhow::Result<()> {
     let c = s.condition(name, "MetricsAvailable").await?;
     anyhow::ensure!(
@@ -210,12 +204,6 @@ async fn unavailable(s: &Scenario, name: &str) -> anyhow::Result<()> {
         c.status,
         c.reason
     );
-    Ok(())
-}
-
-async fn replicas_is(s: &Scenario, name: &str, expected: i32) -> anyhow::Result<()> {
-    let r = s.replicas(name).await?;
-    anyhow::ensure!(r == expected, "{name} at {r}, expected {expected}");
     Ok(())
 }
 
@@ -260,7 +248,10 @@ async fn prometheus_killed_steps(s: &mut Scenario, c: &mut Chaos) -> anyhow::Res
     let source = c.source(s, "prom", &c.prometheus.url(), "5s").await?;
     policies(s, "pk", &source, 1, 15).await?;
     s.operator("pk-a").await?;
-    eventually(polls(POLL, 6), "pk has metrics", || available(s, "pk")).await?;
+    eventually(polls(POLL, 6), "pk has metrics", || {
+        s.metrics_available("pk")
+    })
+    .await?;
     c.load.set("pk", 6.0);
     eventually(rate_deadline(1, 3), "scale-up under load", || {
         replicas_at_least(s, "pk", 3)
@@ -291,13 +282,13 @@ async fn prometheus_killed_steps(s: &mut Scenario, c: &mut Chaos) -> anyhow::Res
         killed.elapsed().as_secs_f64()
     ));
     eventually(polls(POLL, 10), "metrics back after the restart", || {
-        available(s, "pk")
+        s.metrics_available("pk")
     })
     .await?;
     c.checker.end_fault("prometheus-killed")?;
     c.recovered(s, "metrics back after the restart in", restarted.elapsed());
     eventually(rate_deadline(r, 6), "scale-up resumes to 6", || {
-        replicas_is(s, "pk", 6)
+        s.replicas_are("pk", 6)
     })
     .await?;
     c.recovered(s, "at the load's 6 replicas after", restarted.elapsed());
@@ -305,7 +296,7 @@ async fn prometheus_killed_steps(s: &mut Scenario, c: &mut Chaos) -> anyhow::Res
     eventually(
         Duration::from_secs(15) + rate_deadline(6, 2),
         "scale-down to 2 after the load fell",
-        || replicas_is(s, "pk", 2),
+        || s.replicas_are("pk", 2),
     )
     .await
 }
@@ -356,7 +347,7 @@ async fn apiserver_restart_steps(s: &mut Scenario, c: &mut Chaos) -> anyhow::Res
     let source = c.source(s, "prom", &c.prometheus.url(), "5s").await?;
     policies(s, "api", &source, 1, 15).await?;
     let op = s.operator("api-a").await?;
-    eventually(polls(POLL, 6), "api at 2", || replicas_is(s, "api", 2)).await?;
+    eventually(polls(POLL, 6), "api at 2", || s.replicas_are("api", 2)).await?;
     c.load.set("api", 8.0);
     eventually(rate_deadline(2, 3), "scale-up", || {
         replicas_at_least(s, "api", 3)
@@ -432,7 +423,7 @@ async fn apiserver_restart_steps(s: &mut Scenario, c: &mut Chaos) -> anyhow::Res
     eventually(
         rate_deadline(r, 8),
         format!("at the load's 8 replicas (from {r}; rate 2 per 10 s)"),
-        || replicas_is(s, "api", 8),
+        || s.replicas_are("api", 8),
     )
     .await?;
     c.recovered(
@@ -476,7 +467,7 @@ async fn apiserver_restart_steps(s: &mut Scenario, c: &mut Chaos) -> anyhow::Res
     eventually(
         Duration::from_secs(15) + rate_deadline(8, 3),
         "scale-down to 3 after etcd resumed",
-        || replicas_is(s, "api", 3),
+        || s.replicas_are("api", 3),
     )
     .await?;
     anyhow::ensure!(
@@ -523,7 +514,10 @@ async fn leader_killed_steps(s: &mut Scenario, c: &mut Chaos) -> anyhow::Result<
         leader_among(s, &alive)
     })
     .await?;
-    eventually(polls(POLL, 6), "lk has metrics", || available(s, "lk")).await?;
+    eventually(polls(POLL, 6), "lk has metrics", || {
+        s.metrics_available("lk")
+    })
+    .await?;
     let mut takeovers: Vec<f64> = Vec::new();
     for (load, target) in [(8.0, 8), (1.0, 1)] {
         c.load.set("lk", load);
@@ -556,7 +550,7 @@ async fn leader_killed_steps(s: &mut Scenario, c: &mut Chaos) -> anyhow::Result<
         eventually(
             rate_deadline(8, 1) + LEASE,
             format!("lk at {target} after the kills"),
-            || replicas_is(s, "lk", target),
+            || s.replicas_are("lk", target),
         )
         .await?;
     }
@@ -599,7 +593,7 @@ async fn restart_in_window_steps(s: &mut Scenario, c: &mut Chaos) -> anyhow::Res
     let source = c.source(s, "prom", &c.prometheus.url(), "5s").await?;
     policies(s, "rw", &source, 1, WINDOW).await?;
     let a = s.operator("rw-a").await?;
-    eventually(rate_deadline(1, 6), "rw at 6", || replicas_is(s, "rw", 6)).await?;
+    eventually(rate_deadline(1, 6), "rw at 6", || s.replicas_are("rw", 6)).await?;
     tokio::time::sleep(Duration::from_secs(4)).await;
     c.load.set("rw", 1.0);
     let dropped = unix_now();
@@ -616,7 +610,7 @@ async fn restart_in_window_steps(s: &mut Scenario, c: &mut Chaos) -> anyhow::Res
     eventually(
         Duration::from_secs(u64::from(WINDOW)) + rate_deadline(6, 1),
         "scale-down after the window",
-        || replicas_is(s, "rw", 1),
+        || s.replicas_are("rw", 1),
     )
     .await?;
     let audit = s
@@ -682,12 +676,15 @@ async fn broken_prometheus_steps(s: &mut Scenario, c: &mut Chaos) -> anyhow::Res
     let source = c.source(s, "proxy", &proxy.url(), "5s").await?;
     policies(s, "bp", &source, 1, 10).await?;
     s.operator("bp-a").await?;
-    eventually(rate_deadline(1, 6), "bp at 6", || replicas_is(s, "bp", 6)).await?;
-    eventually(polls(POLL, 6), "bp has metrics", || available(s, "bp")).await?;
+    eventually(rate_deadline(1, 6), "bp at 6", || s.replicas_are("bp", 6)).await?;
+    eventually(polls(POLL, 6), "bp has metrics", || {
+        s.metrics_available("bp")
+    })
+    .await?;
     // Slow but inside the 2 s timeout: still a good reading.
     proxy.fault("delay:1").await?;
     tokio::time::sleep(POLL * 3).await;
-    available(s, "bp")
+    s.metrics_available("bp")
         .await
         .context("a 1 s delay (timeout 2 s) made the metric unavailable")?;
     let mut worst = Duration::ZERO;
@@ -718,13 +715,13 @@ async fn broken_prometheus_steps(s: &mut Scenario, c: &mut Chaos) -> anyhow::Res
         eventually(
             polls(POLL, 10),
             format!("mode {mode}: metrics back after the fault ended"),
-            || available(s, "bp"),
+            || s.metrics_available("bp"),
         )
         .await?;
         worst = worst.max(t.elapsed());
         c.checker.end_fault(mode)?;
     }
-    replicas_is(s, "bp", 6)
+    s.replicas_are("bp", 6)
         .await
         .context("bp moved during the faults")?;
     c.recovered(s, "metrics back after each fault ended, worst", worst);
@@ -767,7 +764,7 @@ async fn many_policies_steps(s: &mut Scenario, c: &mut Chaos) -> anyhow::Result<
         || async {
             let mut missing = Vec::new();
             for name in &names {
-                if available(s, name).await.is_err() {
+                if s.metrics_available(name).await.is_err() {
                     missing.push(name.as_str());
                 }
             }
@@ -841,7 +838,7 @@ async fn many_policies_steps(s: &mut Scenario, c: &mut Chaos) -> anyhow::Result<
         t.elapsed(),
     );
     for name in &names {
-        replicas_is(s, name, 2).await?;
+        s.replicas_are(name, 2).await?;
     }
     Ok(())
 }
@@ -864,7 +861,7 @@ async fn target_churn_steps(s: &mut Scenario, c: &mut Chaos) -> anyhow::Result<(
     let source = c.source(s, "prom", &c.prometheus.url(), "5s").await?;
     policies(s, "tc", &source, 1, 10).await?;
     s.operator("tc-a").await?;
-    eventually(rate_deadline(1, 4), "tc at 4", || replicas_is(s, "tc", 4)).await?;
+    eventually(rate_deadline(1, 4), "tc at 4", || s.replicas_are("tc", 4)).await?;
     s.deployments()
         .delete("tc", &DeleteParams::foreground())
         .await?;
@@ -902,7 +899,7 @@ async fn target_churn_steps(s: &mut Scenario, c: &mut Chaos) -> anyhow::Result<(
     eventually(
         rate_deadline(1, 4),
         "the recreated tc is scaled to 4",
-        || replicas_is(s, "tc", 4),
+        || s.replicas_are("tc", 4),
     )
     .await?;
     c.recovered(s, "recreated target back at 4 replicas in", t.elapsed());
@@ -917,7 +914,7 @@ async fn target_churn_steps(s: &mut Scenario, c: &mut Chaos) -> anyhow::Result<(
         .context("retargeting the policy")?;
     let t = Instant::now();
     eventually(rate_deadline(1, 4), "the new target is scaled to 4", || {
-        replicas_is(s, "tc-next", 4)
+        s.replicas_are("tc-next", 4)
     })
     .await?;
     c.recovered(s, "new target at 4 replicas in", t.elapsed());
@@ -925,10 +922,10 @@ async fn target_churn_steps(s: &mut Scenario, c: &mut Chaos) -> anyhow::Result<(
     eventually(
         Duration::from_secs(10) + rate_deadline(4, 2),
         "the new target follows the load down to 2",
-        || replicas_is(s, "tc-next", 2),
+        || s.replicas_are("tc-next", 2),
     )
     .await?;
-    replicas_is(s, "tc", 4)
+    s.replicas_are("tc", 4)
         .await
         .context("the old target was written after the retarget")
 }

@@ -55,44 +55,8 @@ async fn md_replicas(s: &Scenario, name: &str) -> anyhow::Result<i64> {
         .with_context(|| format!("MachineDeployment {name} has no spec.replicas"))
 }
 
-/// A Deployment whose pods select the pool's nodes (`cpu` per pod, if any).
-async fn pool_deployment(
-    s: &Scenario,
-    name: &str,
-    replicas: i32,
-    pool: &str,
-    cpu: Option<&str>,
-) -> anyhow::Result<()> {
-    let mut container = json!({"name": "main", "image": "registry.invalid/none:1"});
-    if let Some(cpu) = cpu {
-        container["resources"] = json!({"requests": {"cpu": cpu}});
-    }
-    let deployment: k8s_openapi::api::apps::v1::Deployment = serde_json::from_value(json!({
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {"nodeSelector": {"ballast.dev/node-pool": pool}, "containers": [container]}
-            }
-        }
-    }))?;
-    s.deployments()
-        .create(&PostParams::default(), &deployment)
-        .await
-        .with_context(|| format!("creating Deployment {name}"))?;
-    Ok(())
-}
-
 fn demand(n: u32) -> Value {
     json!([{"name": "demand", "query": format!("vector({n})"), "target": {"type": "AverageValue", "averageValue": "1"}}])
-}
-
-async fn replicas_is(s: &Scenario, name: &str, expected: i32) -> anyhow::Result<()> {
-    let r = s.replicas(name).await?;
-    anyhow::ensure!(r == expected, "{name} at {r}, expected {expected}");
-    Ok(())
 }
 
 async fn md_is(s: &Scenario, name: &str, expected: i64) -> anyhow::Result<()> {
@@ -119,7 +83,7 @@ pub async fn node_pool(s: &mut Scenario) -> anyhow::Result<()> {
         },
     )
     .await?;
-    pool_deployment(s, "web", 1, "pool", None).await?;
+    s.deployment_on("web", 1, Some("pool"), None).await?;
     s.policy(
         "web",
         json!({
@@ -159,7 +123,7 @@ pub async fn node_pool(s: &mut Scenario) -> anyhow::Result<()> {
         t_md.get() <= t_dep.get(),
         "the workload grew before its nodes"
     );
-    eventually(polls(POLL, 3), "web at 7", || replicas_is(s, "web", 7)).await?;
+    eventually(polls(POLL, 3), "web at 7", || s.replicas_are("web", 7)).await?;
     eventually(polls(POLL, 3), "pool at ceil(7/2) = 4", || {
         md_is(s, "pool", 4)
     })
@@ -307,7 +271,7 @@ async fn node_pool_path_steps(s: &mut Scenario, group: &str, poll: Duration) -> 
     )
     .await?;
     eventually(polls(poll, 5), "pathweb at 6", || {
-        replicas_is(s, "pathweb", 6)
+        s.replicas_are("pathweb", 6)
     })
     .await?;
     eventually(
@@ -355,10 +319,11 @@ pub async fn node_pool_at_max(s: &mut Scenario) -> anyhow::Result<()> {
         },
     )
     .await?;
-    pool_deployment(s, "capped", 2, "capped", Some("2")).await?;
+    s.deployment_on("capped", 2, Some("capped"), Some("2"))
+        .await?;
     s.policy("capped", capped_spec(8, false)).await?;
     eventually(polls(POLL, 5), "capped at 8 (capReplicas is off)", || {
-        replicas_is(s, "capped", 8)
+        s.replicas_are("capped", 8)
     })
     .await?;
     eventually(polls(POLL, 5), "ScalingLimited True/NodePoolAtMax", || {
@@ -415,7 +380,7 @@ pub async fn node_pool_at_max(s: &mut Scenario) -> anyhow::Result<()> {
     // again stops at what 2 nodes hold.
     s.patch_policy("capped", capped_spec(2, true)).await?;
     eventually(polls(POLL, 5), "capped at 2", || {
-        replicas_is(s, "capped", 2)
+        s.replicas_are("capped", 2)
     })
     .await?;
     // (True with the pool's own reason: here its scale-down waits for scaleDownDelay.)
@@ -441,11 +406,11 @@ pub async fn node_pool_at_max(s: &mut Scenario) -> anyhow::Result<()> {
     })
     .await?;
     eventually(polls(POLL, 5), "capped at 4 (what maxNodes hold)", || {
-        replicas_is(s, "capped", 4)
+        s.replicas_are("capped", 4)
     })
     .await?;
     holds(POLL * 3, "capped stays at the cap", || {
-        replicas_is(s, "capped", 4)
+        s.replicas_are("capped", 4)
     })
     .await?;
     eventually(

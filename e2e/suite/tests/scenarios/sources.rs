@@ -11,18 +11,6 @@ use ballast_e2e::chaos::Prometheus;
 use ballast_e2e::{Scenario, eventually, polls};
 use serde_json::json;
 
-async fn replicas_is(s: &Scenario, name: &str, expected: i32) -> anyhow::Result<()> {
-    let r = s.replicas(name).await?;
-    anyhow::ensure!(r == expected, "{name} at {r}, expected {expected}");
-    Ok(())
-}
-
-async fn available(s: &Scenario, name: &str) -> anyhow::Result<()> {
-    s.condition_is(name, "MetricsAvailable", "True/ValidMetricsFound")
-        .await
-        .map(|_| ())
-}
-
 pub async fn prometheus_down(s: &mut Scenario) -> anyhow::Result<()> {
     const POLL: Duration = Duration::from_secs(3);
     const FAILURES: u32 = 3;
@@ -58,8 +46,11 @@ pub async fn prometheus_down(s: &mut Scenario) -> anyhow::Result<()> {
         }),
     )
     .await?;
-    eventually(polls(POLL, 10), "metrics available", || available(s, "fb")).await?;
-    replicas_is(s, "fb", 3).await.context("while healthy")?;
+    eventually(polls(POLL, 10), "metrics available", || {
+        s.metrics_available("fb")
+    })
+    .await?;
+    s.replicas_are("fb", 3).await.context("while healthy")?;
     prometheus.kill().await?;
     let stopped = Instant::now();
     s.say("stopped the source's Prometheus");
@@ -120,7 +111,7 @@ pub async fn prometheus_down(s: &mut Scenario) -> anyhow::Result<()> {
         stopped.elapsed().as_secs_f64(),
         s.replicas("fb").await?
     ));
-    replicas_is(s, "fb", 5)
+    s.replicas_are("fb", 5)
         .await
         .context("replicas moved while the circuit was open")?;
     prometheus.restart().await?;
@@ -128,11 +119,11 @@ pub async fn prometheus_down(s: &mut Scenario) -> anyhow::Result<()> {
     eventually(
         polls(POLL, 10) + Duration::from_secs(30),
         "metrics back (after the circuit's cool-down)",
-        || available(s, "fb"),
+        || s.metrics_available("fb"),
     )
     .await?;
     eventually(polls(POLL, 6), "back to 3 replicas", || {
-        replicas_is(s, "fb", 3)
+        s.replicas_are("fb", 3)
     })
     .await
 }
