@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 BALLAST := target/debug/ballast
 
-.PHONY: build test unit lint alerts crds demo demo-simulate gameday bench chaos fuzz chaos-report e2e e2e-build cluster-up cluster-down e2e-smoke e2e-scenarios e2e-operator clean
+.PHONY: build test unit lint alerts crds demo demo-simulate gameday bench chaos fuzz chaos-report e2e e2e-build cluster-up cluster-down e2e-smoke e2e-scenarios clean
 
 # ballast, and the chaos suite's invariant checker (e2e/invariants).
 build:
@@ -88,17 +88,13 @@ cluster-down:
 e2e-smoke: build
 	e2e/smoke
 
-# The Rust scenarios (e2e/suite: failover, bounds, paused, dryRun, sync before the
-# first tick, ...), each in its own namespace, several at a time; a JUnit report in
-# target/e2e/junit.xml. SCENARIOS=... filters by name (libtest's filter).
+# The e2e scenarios (e2e/suite: evictions, failover, node pools, admission, the
+# gameday, the chaos suite, ...), each in its own namespace, several at a time,
+# through the run's admission webhook; a JUnit report in target/e2e/junit.xml.
+# SCENARIOS=... filters by name (libtest's filter; e2e/scenarios --list lists them).
 e2e-scenarios: build
 	e2e/scenarios $(SCENARIOS)
 
-# The operator's scenarios still in bash (scale-up on evictions, windows, Prometheus
-# down, node pools, admission, deploy/ dry run, gameday, secrets, certificate
-# rotation) against the same harness. SCENARIOS=... picks some.
-e2e-operator: build
-	e2e/operator $(SCENARIOS)
 
 # Faults injected while Ballast scales (Prometheus killed, API server restarted and
 # etcd frozen, leaders killed, a broken Prometheus behind a proxy, ...), under the
@@ -125,7 +121,7 @@ chaos-report: build
 # Prometheus stopped under load. Shows the status, Events and alert as they
 # change, checks the alert fires and the runbook's verification step passes.
 gameday: build
-	e2e/operator gameday
+	e2e/scenarios --exact gameday
 
 clean:
 	$(CARGO) clean

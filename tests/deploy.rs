@@ -2,7 +2,7 @@
 //! the PrometheusRule carries exactly the alert rules promtool tests, RBAC has no
 //! wildcards and only the grants the operator and webhook need, the webhook is wired
 //! to the operator's port, the operator runs hardened, and the dashboard has what
-//! Grafana needs. (e2e/operator dry-runs deploy/ against a real API server.)
+//! Grafana needs. (e2e/scenarios' deploy-dry-run dry-runs deploy/ against a real API server.)
 
 use std::fs;
 use std::path::Path;

@@ -161,7 +161,16 @@ pub struct FaultProxy {
 
 impl FaultProxy {
     pub async fn start(repo: &Path, upstream: &str, log: &Path) -> anyhow::Result<FaultProxy> {
-        let port = free_port()?;
+        Self::start_on(repo, upstream, log, free_port()?).await
+    }
+
+    /// On a given port (to bring a stopped proxy back where its clients look).
+    pub async fn start_on(
+        repo: &Path,
+        upstream: &str,
+        log: &Path,
+        port: u16,
+    ) -> anyhow::Result<FaultProxy> {
         let out = std::fs::File::create(log)?;
         let child = Command::new("python3")
             .arg(repo.join("e2e/faultproxy.py"))

@@ -16,6 +16,7 @@ pub mod junit;
 mod operator;
 mod scenario;
 pub mod wait;
+pub mod webhook;
 
 pub use operator::{LEASE, Operator};
 pub use scenario::Scenario;
@@ -54,6 +55,12 @@ pub struct Env {
     pub file_sd: Option<PathBuf>,
     /// Redis's exporter (`REDIS_EXPORTER_URL`), for a Prometheus of a scenario's own.
     pub redis_exporter: Option<String>,
+    /// The harness's kubectl (`KUBECTL`, else the one on the PATH).
+    pub kubectl: PathBuf,
+    /// KEDA's ScaledObject CRD and the Prometheus Operator's CRDs, from their Go
+    /// modules (`KEDA_CRD`, `PROMOP_CRDS`: e2e/lib.sh's paths).
+    pub keda_crd: Option<PathBuf>,
+    pub prometheus_operator_crds: Option<PathBuf>,
 }
 
 impl Env {
@@ -87,6 +94,9 @@ impl Env {
             invariants,
             file_sd: optional("PROMETHEUS_FILE_SD_DIR").map(PathBuf::from),
             redis_exporter: optional("REDIS_EXPORTER_URL"),
+            kubectl: optional("KUBECTL").map_or_else(|| PathBuf::from("kubectl"), PathBuf::from),
+            keda_crd: optional("KEDA_CRD").map(PathBuf::from),
+            prometheus_operator_crds: optional("PROMOP_CRDS").map(PathBuf::from),
             audit_log: optional("KUBE_AUDIT_LOG").map(PathBuf::from),
             state: optional("BALLAST_E2E_STATE").map(PathBuf::from),
             kubeconfig: var("BALLAST_E2E_KUBECONFIG")?.into(),

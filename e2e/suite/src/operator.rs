@@ -34,6 +34,8 @@ impl Operator {
         namespace: &str,
         identity: &str,
         dir: &Path,
+        webhook: Option<u16>,
+        everywhere: bool,
     ) -> anyhow::Result<Operator> {
         let admin: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
         let log = dir.join(format!("{identity}.log"));
@@ -44,12 +46,13 @@ impl Operator {
             .arg(&env.sa_kubeconfig)
             .args(["--prometheus-url", &env.prometheus_url])
             .args(["--admin-addr", &admin.to_string()])
-            .args([
-                "--lease-namespace",
-                namespace,
-                "--watch-namespace",
-                namespace,
-            ])
+            .args(["--lease-namespace", namespace])
+            // Only this scenario's namespace, unless it runs alone (see main.rs).
+            .args(if everywhere {
+                vec![]
+            } else {
+                vec!["--watch-namespace", namespace]
+            })
             .args([
                 "--identity",
                 identity,
@@ -58,6 +61,17 @@ impl Operator {
                 "--lease-grace",
                 "2s",
             ])
+            // Also serving the webhook (its certificate Secret in the namespace),
+            // leaving the cluster's configuration to the run's `ballast webhook`.
+            .args(webhook.map_or_else(Vec::new, |port| {
+                vec![
+                    "--webhook-addr".to_string(),
+                    format!("127.0.0.1:{port}"),
+                    "--webhook-configuration=".to_string(),
+                    "--webhook-host".to_string(),
+                    "127.0.0.1".to_string(),
+                ]
+            }))
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)
             .stderr(out)

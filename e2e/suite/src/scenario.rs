@@ -126,7 +126,35 @@ impl Scenario {
 
     /// Starts an operator for this namespace; returns its index in `operators`.
     pub async fn operator(&mut self, identity: &str) -> anyhow::Result<usize> {
-        let operator = Operator::start(&self.env, &self.ns, identity, &self.dir).await?;
+        self.start_operator(identity, None, false).await
+    }
+
+    /// An operator that watches every namespace: only for a scenario that runs
+    /// alone (main.rs's `ALONE`), or it would act on the others' policies.
+    pub async fn operator_everywhere(&mut self, identity: &str) -> anyhow::Result<usize> {
+        self.start_operator(identity, None, true).await
+    }
+
+    /// An operator that also serves the admission webhook on `port`
+    /// (`ballast run --webhook-addr`).
+    pub async fn operator_with_webhook(
+        &mut self,
+        identity: &str,
+        port: u16,
+    ) -> anyhow::Result<usize> {
+        self.start_operator(identity, Some(port), false).await
+    }
+
+    async fn start_operator(
+        &mut self,
+        identity: &str,
+        webhook: Option<u16>,
+        everywhere: bool,
+    ) -> anyhow::Result<usize> {
+        let operator = Operator::start(
+            &self.env, &self.ns, identity, &self.dir, webhook, everywhere,
+        )
+        .await?;
         self.say(format!(
             "operator {identity} ready: pid {:?}, admin {}",
             operator.pid(),
@@ -425,6 +453,45 @@ impl Scenario {
             })
             .count();
         Ok((nodes.items.len(), ready))
+    }
+
+    /// Runs the harness's kubectl with the admin kubeconfig in this namespace, with
+    /// `stdin` if given: whether it succeeded, and its stdout and stderr.
+    pub async fn kubectl(
+        &self,
+        args: &[&str],
+        stdin: Option<&str>,
+    ) -> anyhow::Result<(bool, String)> {
+        let mut all = vec!["-n", self.ns.as_str()];
+        all.extend_from_slice(args);
+        self.kubectl_anywhere(&all, stdin).await
+    }
+
+    /// [`Self::kubectl`] without `-n`: for objects that name their own namespace.
+    pub async fn kubectl_anywhere(
+        &self,
+        args: &[&str],
+        stdin: Option<&str>,
+    ) -> anyhow::Result<(bool, String)> {
+        use tokio::io::AsyncWriteExt as _;
+        let mut child = tokio::process::Command::new(&self.env.kubectl)
+            .arg("--kubeconfig")
+            .arg(&self.env.kubeconfig)
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .with_context(|| format!("running {}", self.env.kubectl.display()))?;
+        if let Some(mut input) = child.stdin.take() {
+            input
+                .write_all(stdin.unwrap_or_default().as_bytes())
+                .await?;
+        }
+        let out = child.wait_with_output().await?;
+        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.push_str(&String::from_utf8_lossy(&out.stderr));
+        Ok((out.status.success(), text.trim().to_string()))
     }
 
     /// Runs the ballast CLI (its output and exit code).

@@ -8,11 +8,13 @@
 //! `target/e2e/junit.xml`), and the last line is "N passed, M failed" (e2e/all
 //! adds it up with the other suites).
 
+mod admission;
 mod bounds;
 mod chaos;
 mod evictions;
 mod leadership;
 mod nodepool;
+mod oncall;
 mod query;
 mod sources;
 
@@ -20,11 +22,11 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::process::ExitCode;
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Instant;
 
 use ballast_e2e::junit::{Case, Report};
-use ballast_e2e::{Env, Scenario};
+use ballast_e2e::{Env, Scenario, webhook};
 use libtest_mimic::{Arguments, Failed, Trial};
 
 type Body = for<'a> fn(&'a mut Scenario) -> Pin<Box<dyn Future<Output = anyhow::Result<()>> + 'a>>;
@@ -41,12 +43,16 @@ macro_rules! scenarios {
     };
 }
 
-/// Scenarios that restart or freeze the control plane: each runs alone, with no
-/// other scenario in flight (the others would see the fault too).
-const ALONE: [&str; 1] = ["chaos-apiserver-restart"];
+/// Scenarios that restart or freeze the control plane, or run an operator that
+/// watches every namespace: each runs alone, with no other scenario in flight.
+const ALONE: [&str; 2] = ["chaos-apiserver-restart", "shared-source-errors"];
 
 /// Held for reading by every scenario, for writing by those in [`ALONE`].
 static CLUSTER: RwLock<()> = RwLock::new(());
+
+/// The scenarios that load the harness's one Redis: one at a time.
+const REDIS: [&str; 2] = ["evictions", "gameday"];
+static REDIS_LOCK: Mutex<()> = Mutex::new(());
 
 fn all() -> Vec<(&'static str, Body)> {
     scenarios![
@@ -58,7 +64,12 @@ fn all() -> Vec<(&'static str, Body)> {
         "chaos-restart-in-window" => chaos::restart_in_window,
         "chaos-many-policies" => chaos::many_policies,
         "chaos-target-churn" => chaos::target_churn,
+        "shared-source-errors" => oncall::shared_source_errors,
         "metrics-client" => query::metrics_client,
+        "admission" => admission::admission,
+        "deploy-dry-run" => admission::deploy_dry_run,
+        "secrets-stay-secret" => admission::secrets_stay_secret,
+        "gameday" => oncall::gameday,
         "evictions" => evictions::evictions,
         "prometheus-down" => sources::prometheus_down,
         "node-pool" => nodepool::node_pool,
@@ -71,12 +82,16 @@ fn all() -> Vec<(&'static str, Body)> {
         "dry-run" => bounds::dry_run,
         "source-not-allowed" => bounds::source_not_allowed,
         "undecodable-policy" => bounds::undecodable_policy,
+        // Last: they look back over the whole run.
+        "dashboard-queries" => oncall::dashboard_queries,
+        "webhook-certificates" => admission::webhook_certificates,
     ]
 }
 
 fn main() -> ExitCode {
     let args = Arguments::from_args();
-    // Read when the first scenario runs, so that `--list` needs no cluster.
+    let listing = args.list;
+    // Read before the first scenario; `--list` needs no cluster.
     let env: Arc<OnceLock<Result<Arc<Env>, String>>> = Arc::new(OnceLock::new());
     let report = Arc::new(Report::default());
     let trials = all()
@@ -96,6 +111,9 @@ fn main() -> ExitCode {
                         None,
                     )
                 };
+                let _redis = REDIS
+                    .contains(&name)
+                    .then(|| REDIS_LOCK.lock().unwrap_or_else(|p| p.into_inner()));
                 let started = Instant::now();
                 let outcome = run(&env, name, body);
                 report.record(Case {
@@ -107,39 +125,61 @@ fn main() -> ExitCode {
             })
         })
         .collect();
-    let listing = args.list;
-    if !listing
-        && all()
-            .iter()
-            .any(|(name, _)| name.starts_with("chaos-") && selected(&args, name))
+    if listing {
+        return libtest_mimic::run(&args, trials).exit_code();
+    }
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let repo = repo.canonicalize().unwrap_or(repo);
+    if all()
+        .iter()
+        .any(|(name, _)| name.starts_with("chaos-") && selected(&args, name))
     {
         // The chaos report is of the last run that ran chaos scenarios.
-        let results =
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/chaos/results.jsonl");
-        let _ = std::fs::remove_file(results);
+        let _ = std::fs::remove_file(repo.join("target/chaos/results.jsonl"));
     }
-    let conclusion = libtest_mimic::run(&args, trials);
-    if !listing {
-        let junit = std::env::var("BALLAST_E2E_JUNIT")
-            .map(PathBuf::from)
-            .unwrap_or_else(|_| {
-                let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-                repo.canonicalize()
-                    .unwrap_or(repo)
-                    .join("target/e2e/junit.xml")
-            });
-        match report.write("ballast-e2e", &junit) {
-            Ok(()) => println!("JUnit report: {}", junit.display()),
-            Err(e) => {
-                eprintln!("{e:#}");
-                return ExitCode::FAILURE;
-            }
+    // The run's admission webhook, for every scenario (see ballast_e2e::webhook).
+    let setup = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build();
+    let started = setup.map_err(anyhow::Error::from).and_then(|runtime| {
+        let env = Env::from_env().map(Arc::new)?;
+        let (webhook, process) = runtime.block_on(webhook::start(&env))?;
+        let _ = webhook::SUITE.set(webhook.clone());
+        Ok((runtime, env, webhook, process))
+    });
+    let (runtime, suite_env, webhook, process) = match started {
+        Ok(started) => started,
+        Err(e) => {
+            println!("FAIL setup: {e:#}");
+            println!("0 passed, 1 failed");
+            return ExitCode::FAILURE;
         }
-        println!(
-            "{} passed, {} failed",
-            conclusion.num_passed, conclusion.num_failed
-        );
+    };
+    let _ = env.set(Ok(suite_env.clone()));
+    println!(
+        "webhook ready: pid {}, https://127.0.0.1:{}/validate, log {}",
+        webhook.pid,
+        webhook.port,
+        webhook.log.display()
+    );
+    let conclusion = libtest_mimic::run(&args, trials);
+    if let Err(e) = runtime.block_on(webhook::stop(&suite_env, process)) {
+        eprintln!("stopping the webhook: {e:#}");
     }
+    let junit = std::env::var("BALLAST_E2E_JUNIT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| repo.join("target/e2e/junit.xml"));
+    match report.write("ballast-e2e", &junit) {
+        Ok(()) => println!("JUnit report: {}", junit.display()),
+        Err(e) => {
+            eprintln!("{e:#}");
+            return ExitCode::FAILURE;
+        }
+    }
+    println!(
+        "{} passed, {} failed",
+        conclusion.num_passed, conclusion.num_failed
+    );
     conclusion.exit_code()
 }
 
@@ -158,8 +198,9 @@ fn selected(args: &Arguments, name: &str) -> bool {
 /// One scenario on a runtime of its own: start, body, finish (always).
 fn run(env: &OnceLock<Result<Arc<Env>, String>>, name: &str, body: Body) -> anyhow::Result<()> {
     let env = env
-        .get_or_init(|| Env::from_env().map(Arc::new).map_err(|e| format!("{e:#}")))
-        .clone()
+        .get()
+        .cloned()
+        .unwrap_or_else(|| Err("the run's setup did not finish".to_string()))
         .map_err(anyhow::Error::msg)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
