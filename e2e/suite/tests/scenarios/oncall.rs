@@ -9,15 +9,14 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, anyhow};
-use ballast_e2e::chaos::{FaultProxy, Prometheus};
+use anyhow::Context as _;
+use ballast_e2e::chaos::{FaultProxy, Load, Prometheus, load_query};
 use ballast_e2e::{Scenario, eventually, polls};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::Api;
 use kube::api::{DeleteParams, PostParams};
 use serde_json::{Value, json};
 
-const EVICTIONS: &str = "sum(rate(redis_evicted_keys_total[10s]))";
 const ALERT: &str = "BallastMetricsSourceCircuitOpen";
 
 async fn prometheus_get(
@@ -48,19 +47,6 @@ async fn alert_state(s: &Scenario, source: &str) -> anyhow::Result<String> {
         .to_string())
 }
 
-fn redis_exporter_port(s: &Scenario) -> anyhow::Result<u16> {
-    let exporter = s
-        .env
-        .redis_exporter
-        .clone()
-        .ok_or_else(|| anyhow!("no REDIS_EXPORTER_URL in the cluster's env"))?;
-    exporter
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.trim_end_matches('/').parse().ok())
-        .with_context(|| format!("REDIS_EXPORTER_URL {exporter} has no port"))
-}
-
 pub async fn gameday(s: &mut Scenario) -> anyhow::Result<()> {
     const POLL: Duration = Duration::from_secs(2);
     let rules = prometheus_get(s, "/api/v1/rules", &[]).await?;
@@ -68,7 +54,12 @@ pub async fn gameday(s: &mut Scenario) -> anyhow::Result<()> {
         rules.to_string().contains(ALERT),
         "the harness Prometheus has not loaded deploy/prometheus/ballast.rules.yaml"
     );
-    let mut prometheus = Prometheus::start(&s.dir, redis_exporter_port(s)?).await?;
+    // The load: the scenario's own metric (so it runs alongside `evictions`, which
+    // has the harness's Redis), scraped by a Prometheus of its own, the source.
+    let load = Load::serve().await?;
+    load.set("gd", 1.0);
+    let mut prometheus = Prometheus::start(&s.dir, load.port).await?;
+    let query = load_query("gd");
     let ns = s.ns.clone();
     let source = s
         .source(
@@ -86,17 +77,15 @@ pub async fn gameday(s: &mut Scenario) -> anyhow::Result<()> {
         json!({
             "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "gd"},
             "minReplicas": 1, "maxReplicas": 6, "pollInterval": "2s",
-            "metrics": [{"name": "evictions", "source": source, "query": EVICTIONS, "target": {"type": "AverageValue", "averageValue": "200"}}]
+            "metrics": [{"name": "load", "source": source, "query": query, "target": {"type": "AverageValue", "averageValue": "1"}}]
         }),
     )
     .await?;
-    let mut load = tokio::process::Command::new(s.env.repo.join("e2e/load"))
-        .args(["--rate", "900", "--duration", "400"])
-        .stdout(std::fs::File::create(s.dir.join("load.log"))?)
-        .stderr(std::fs::File::create(s.dir.join("load.err"))?)
-        .kill_on_drop(true)
-        .spawn()
-        .context("starting e2e/load")?;
+    eventually(polls(POLL, 5), "gd reads its metric", || {
+        s.metrics_available("gd")
+    })
+    .await?;
+    load.set("gd", 4.0);
     eventually(polls(POLL, 30), "the load scales gd up to 3", || async {
         let r = s.replicas("gd").await?;
         anyhow::ensure!(r >= 3, "at {r}");
@@ -156,7 +145,7 @@ pub async fn gameday(s: &mut Scenario) -> anyhow::Result<()> {
     anyhow::ensure!(!events.is_empty(), "no CircuitOpen event on gd");
     // Runbook, "What to do" step 1: see what the operator reads.
     let (rc, out) = s
-        .ballast(&["query", "--prometheus", &prometheus.url(), EVICTIONS])
+        .ballast(&["query", "--prometheus", &prometheus.url(), &query])
         .await?;
     s.say(format!(
         "runbook step 1: ballast query -> {} (exit {rc})",
@@ -197,7 +186,6 @@ pub async fn gameday(s: &mut Scenario) -> anyhow::Result<()> {
     )
     .await?;
     s.say(format!("{ALERT} resolved"));
-    let _ = load.kill().await;
     Ok(())
 }
 
