@@ -177,31 +177,13 @@ pub async fn admission(s: &mut Scenario) -> anyhow::Result<()> {
     )
     .await?;
     // KEDA's real ScaledObject CRD, from its module (no KEDA controller: only the object).
-    let keda = s
-        .env
-        .keda_crd
-        .clone()
-        .ok_or_else(|| anyhow!("no KEDA_CRD (e2e/lib.sh's path to KEDA's CRD)"))?;
-    let (ok, out) = s
-        .kubectl(
-            &["apply", "--server-side", "-f", &keda.to_string_lossy()],
-            None,
-        )
-        .await?;
-    anyhow::ensure!(ok, "installing KEDA's CRD: {out}");
-    let (ok, out) = s
-        .kubectl(
-            &[
-                "wait",
-                "--for",
-                "condition=established",
-                "--timeout=30s",
-                "crd/scaledobjects.keda.sh",
-            ],
-            None,
-        )
-        .await?;
-    anyhow::ensure!(ok, "KEDA's CRD not established: {out}");
+    install_crds(
+        s,
+        s.env.keda_crd.as_deref(),
+        "KEDA_CRD",
+        &["crd/scaledobjects.keda.sh"],
+    )
+    .await?;
     s.deployment("adm-keda", 1).await?;
     let so = format!(
         "apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata: {{name: adm-so}}\nspec:\n  scaleTargetRef: {{name: adm-keda}}\n  triggers:\n    - type: prometheus\n      metadata: {{serverAddress: \"{}\", query: \"vector(1)\", threshold: \"1\"}}\n",
@@ -515,39 +497,43 @@ async fn ballast_run_serves_it(s: &mut Scenario) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Another project's CRDs (from its Go module, at the path e2e/lib.sh gives in
+/// `var`), applied server-side and waited on until established.
+async fn install_crds(
+    s: &Scenario,
+    file: Option<&std::path::Path>,
+    var: &str,
+    names: &[&str],
+) -> anyhow::Result<()> {
+    let file = file.ok_or_else(|| anyhow!("no {var} (e2e/lib.sh's path to the CRDs)"))?;
+    let (ok, out) = s
+        .kubectl(
+            &["apply", "--server-side", "-f", &file.to_string_lossy()],
+            None,
+        )
+        .await?;
+    anyhow::ensure!(ok, "installing {}: {out}", file.display());
+    let mut wait = vec!["wait", "--for", "condition=established", "--timeout=30s"];
+    wait.extend_from_slice(names);
+    let (ok, out) = s.kubectl(&wait, None).await?;
+    anyhow::ensure!(ok, "{names:?} not established: {out}");
+    Ok(())
+}
+
 /// deploy/ as a platform team installs it, checked by the real API server
 /// (server-side dry run) against the real schemas, the Prometheus Operator's CRDs
 /// included; then the examples, for real and through the webhook.
 pub async fn deploy_dry_run(s: &mut Scenario) -> anyhow::Result<()> {
-    let crds = s
-        .env
-        .prometheus_operator_crds
-        .clone()
-        .ok_or_else(|| anyhow!("no PROMOP_CRDS (e2e/lib.sh's path)"))?;
-    let (ok, out) = s
-        .kubectl(
-            &["apply", "--server-side", "-f", &crds.to_string_lossy()],
-            None,
-        )
-        .await?;
-    anyhow::ensure!(ok, "installing the Prometheus Operator CRDs: {out}");
-    let (ok, out) = s
-        .kubectl(
-            &[
-                "wait",
-                "--for",
-                "condition=established",
-                "--timeout=30s",
-                "crd/servicemonitors.monitoring.coreos.com",
-                "crd/prometheusrules.monitoring.coreos.com",
-            ],
-            None,
-        )
-        .await?;
-    anyhow::ensure!(
-        ok,
-        "the Prometheus Operator CRDs were not established: {out}"
-    );
+    install_crds(
+        s,
+        s.env.prometheus_operator_crds.as_deref(),
+        "PROMOP_CRDS",
+        &[
+            "crd/servicemonitors.monitoring.coreos.com",
+            "crd/prometheusrules.monitoring.coreos.com",
+        ],
+    )
+    .await?;
     let deploy = s.env.repo.join("deploy");
     let (ok, out) = s
         .kubectl_anywhere(
