@@ -1,8 +1,9 @@
 //! The manifests in deploy/ and the example overlays: they render with kustomize,
 //! the PrometheusRule carries exactly the alert rules promtool tests, RBAC has no
 //! wildcards and only the grants the operator and webhook need, the webhook is wired
-//! to the operator's port, the operator runs hardened, and the dashboard has what
-//! Grafana needs. (e2e/scenarios' deploy-dry-run dry-runs deploy/ against a real API server.)
+//! to the operator's port, the operator runs hardened, the dashboard has what
+//! Grafana needs, and deploy/Dockerfile's build context is a whole workspace.
+//! (e2e/scenarios' deploy-dry-run dry-runs deploy/ against a real API server.)
 
 use std::fs;
 use std::path::Path;
@@ -427,4 +428,94 @@ fn the_dashboard_has_what_grafana_needs() {
             );
         }
     }
+}
+
+/// Copies `from` (a file or a directory, recursively) to `to`.
+fn copy_tree(from: &Path, to: &Path) {
+    if from.is_dir() {
+        fs::create_dir_all(to).expect("create dir");
+        for entry in fs::read_dir(from).expect("read dir") {
+            let entry = entry.expect("dir entry");
+            copy_tree(&entry.path(), &to.join(entry.file_name()));
+        }
+    } else {
+        if let Some(parent) = to.parent() {
+            fs::create_dir_all(parent).expect("create parent");
+        }
+        fs::copy(from, to).unwrap_or_else(|e| panic!("copy {}: {e}", from.display()));
+    }
+}
+
+/// deploy/Dockerfile's build stage sees exactly what its COPY lines name. A build
+/// context of just those paths must still be a workspace Cargo can read: a bench
+/// target, a workspace member or a test path outside them broke `docker build`
+/// once (`can't find engine bench at benches/engine.rs`), with no Docker here to
+/// notice. `cargo metadata --locked` parses every manifest and the lock file.
+#[test]
+fn the_dockerfile_build_context_is_a_whole_workspace() {
+    let dockerfile =
+        fs::read_to_string(root().join("deploy/Dockerfile")).expect("deploy/Dockerfile");
+    let build_stage = dockerfile.split("\nFROM ").nth(1).expect("a build stage");
+    let context = tempfile::tempdir().expect("temp dir");
+    let mut copied = Vec::new();
+    for line in build_stage.lines().filter(|l| l.starts_with("COPY ")) {
+        let words: Vec<&str> = line.split_whitespace().skip(1).collect();
+        assert!(
+            !words.iter().any(|w| w.starts_with("--")),
+            "a COPY with flags in the build stage: {line}"
+        );
+        let (destination, sources) = words.split_last().expect("COPY source... destination");
+        for source in sources {
+            let target = if destination.ends_with('/') {
+                context
+                    .path()
+                    .join(destination)
+                    .join(Path::new(source).file_name().expect("a file name"))
+            } else {
+                context.path().join(destination)
+            };
+            copy_tree(&root().join(source), &target);
+            copied.push(source.to_string());
+        }
+    }
+    assert!(
+        copied.contains(&"Cargo.toml".to_string()),
+        "the build stage copies no Cargo.toml: {copied:?}"
+    );
+    let out = Command::new(env!("CARGO"))
+        .args([
+            "metadata",
+            "--locked",
+            "--offline",
+            "--no-deps",
+            "--format-version",
+            "1",
+        ])
+        .current_dir(context.path())
+        .env("CARGO_TARGET_DIR", context.path().join("target"))
+        .output()
+        .expect("cargo metadata");
+    assert!(
+        out.status.success(),
+        "cargo metadata in a context of only {copied:?} (deploy/Dockerfile's COPY lines) failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let metadata: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("cargo metadata's JSON");
+    let binaries: Vec<&str> = metadata["packages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|p| p["targets"].as_array().into_iter().flatten())
+        .filter(|t| {
+            t["kind"]
+                .as_array()
+                .is_some_and(|k| k.iter().any(|k| k == "bin"))
+        })
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert!(
+        binaries.contains(&"ballast"),
+        "the context builds no ballast binary: {binaries:?}"
+    );
 }
