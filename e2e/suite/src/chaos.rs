@@ -136,7 +136,7 @@ impl Prometheus {
         self.child = Some(child);
         let url = format!("{}/-/ready", self.url());
         eventually(Duration::from_secs(30), "Prometheus ready", || async {
-            let r = reqwest::get(&url).await?;
+            let r = crate::get(&url).await?;
             anyhow::ensure!(r.status().is_success(), "/-/ready {}", r.status());
             Ok(())
         })
@@ -186,7 +186,7 @@ impl FaultProxy {
             Duration::from_secs(10),
             "the fault proxy answers",
             || async {
-                reqwest::get(&url).await?.error_for_status()?;
+                crate::get(&url).await?.error_for_status()?;
                 Ok(())
             },
         )
@@ -203,7 +203,7 @@ impl FaultProxy {
 
     /// `pass`, `delay:S`, `hang`, `status:N`, ... (e2e/faultproxy.py's modes).
     pub async fn fault(&self, mode: &str) -> anyhow::Result<()> {
-        reqwest::Client::new()
+        crate::http()
             .put(format!("{}/-/fault?mode={mode}", self.url()))
             .send()
             .await?
@@ -214,7 +214,7 @@ impl FaultProxy {
 
     /// Requests the proxy received since `since` (unix seconds).
     pub async fn requests_since(&self, since: f64) -> anyhow::Result<u64> {
-        let body: Value = reqwest::get(format!("{}/-/count?since={since}", self.url()))
+        let body: Value = crate::get(format!("{}/-/count?since={since}", self.url()))
             .await?
             .json()
             .await?;
@@ -245,7 +245,12 @@ pub struct Verdict {
 }
 
 impl Checker {
-    pub fn start(binary: &Path, namespace: &str, dir: &Path) -> anyhow::Result<Checker> {
+    pub fn start(
+        binary: &Path,
+        kubeconfig: &Path,
+        namespace: &str,
+        dir: &Path,
+    ) -> anyhow::Result<Checker> {
         let trace = dir.join("trace.jsonl");
         let faults = dir.join("faults.jsonl");
         std::fs::write(&faults, "")?;
@@ -253,6 +258,8 @@ impl Checker {
         let watch = Command::new(binary)
             .args(["watch", "--namespace", namespace, "--trace"])
             .arg(&trace)
+            // The run's cluster, whatever KUBECONFIG the runner inherited.
+            .env("KUBECONFIG", kubeconfig)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -344,6 +351,14 @@ impl Checker {
         let until = unix_now();
         // The audit log's last events are flushed.
         tokio::time::sleep(Duration::from_secs(2)).await;
+        // A watch that died judges nothing: every write would pass unchecked.
+        if let Ok(Some(status)) = self.watch.try_wait() {
+            anyhow::bail!(
+                "the checker's watch of {} exited early ({status}); see {}",
+                self.namespace,
+                self.dir.join("watch.log").display()
+            );
+        }
         let _ = self.watch.kill().await;
         let out = self.dir.join("verdict.json");
         let status = Command::new(&self.binary)
@@ -376,11 +391,22 @@ impl Checker {
             &std::fs::read_to_string(&out)
                 .with_context(|| format!("the checker wrote no {} ({status})", out.display()))?,
         )?;
+        let violations = verdict["violations"]
+            .as_array()
+            .cloned()
+            .ok_or_else(|| anyhow!("{} has no violations list", out.display()))?;
+        let samples = verdict["trace_samples"].as_u64().unwrap_or(0);
+        anyhow::ensure!(
+            samples > 0,
+            "the checker's watch recorded nothing in the scenario's window ({})",
+            self.trace.display()
+        );
+        anyhow::ensure!(
+            status.success() || !violations.is_empty(),
+            "the checker failed ({status}) without naming a violation"
+        );
         Ok(Verdict {
-            violations: verdict["violations"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default(),
+            violations,
             writes: verdict["writes"].as_u64().unwrap_or(0),
         })
     }

@@ -120,6 +120,26 @@ impl Env {
     }
 }
 
+/// An HTTP client for the harness's own endpoints (admin servers, Prometheus, the
+/// fault proxy): every request gives up after 10 s, so a process that accepts and
+/// never answers fails a wait instead of hanging the run.
+pub fn http() -> reqwest::Client {
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(10))
+                .build()
+                .unwrap_or_default()
+        })
+        .clone()
+}
+
+/// GET `url` with [`http`].
+pub async fn get(url: impl reqwest::IntoUrl) -> reqwest::Result<reqwest::Response> {
+    http().get(url).send().await
+}
+
 /// A port free on 127.0.0.1 at the time of asking.
 pub fn free_port() -> anyhow::Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").context("binding 127.0.0.1:0")?;

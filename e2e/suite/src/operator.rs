@@ -92,7 +92,7 @@ impl Operator {
             if let Ok(Some(status)) = operator.child.try_wait() {
                 last = format!("exited with {status}");
             } else {
-                match reqwest::get(&url).await {
+                match crate::get(&url).await {
                     Ok(r) if r.status().is_success() => break,
                     Ok(r) => last = format!("/readyz {}", r.status()),
                     Err(e) => last = e.to_string(),
@@ -139,7 +139,7 @@ impl Operator {
     /// The value of the first `/metrics` line that starts with `prefix` (a metric
     /// name and, if needed, its labels); `None` if there is none.
     pub async fn metric(&self, prefix: &str) -> anyhow::Result<Option<f64>> {
-        let text = reqwest::get(format!("http://{}/metrics", self.admin))
+        let text = crate::get(format!("http://{}/metrics", self.admin))
             .await?
             .text()
             .await?;
@@ -162,6 +162,12 @@ impl Operator {
 
     /// SIGTERM (a rolling update), then waits for the exit.
     pub async fn terminate(&mut self) -> anyhow::Result<()> {
+        self.send_term().await?;
+        self.exited(Duration::from_secs(10)).await
+    }
+
+    /// SIGTERM, without waiting for the exit.
+    pub async fn send_term(&self) -> anyhow::Result<()> {
         if let Some(pid) = self.child.id() {
             let status = Command::new("kill")
                 .args(["-TERM", &pid.to_string()])
@@ -169,9 +175,20 @@ impl Operator {
                 .await?;
             anyhow::ensure!(status.success(), "kill -TERM {pid}: {status}");
         }
-        tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+        Ok(())
+    }
+
+    /// Waits up to `within` for the process to exit.
+    pub async fn exited(&mut self, within: Duration) -> anyhow::Result<()> {
+        tokio::time::timeout(within, self.child.wait())
             .await
-            .context("not stopped 10 s after SIGTERM")??;
+            .with_context(|| {
+                format!(
+                    "{} not stopped {}s after SIGTERM",
+                    self.identity,
+                    within.as_secs()
+                )
+            })??;
         Ok(())
     }
 

@@ -72,7 +72,12 @@ impl Scenario {
             sources: Vec::new(),
             started: Instant::now(),
         };
-        scenario.install_lease_rbac().await?;
+        if let Err(e) = scenario.install_lease_rbac().await {
+            let _ = Api::<Namespace>::all(scenario.client.clone())
+                .delete(&scenario.ns, &DeleteParams::background())
+                .await;
+            return Err(e);
+        }
         Ok(scenario)
     }
 
@@ -160,6 +165,7 @@ impl Scenario {
             operator.pid(),
             operator.admin
         ));
+        self.logs.push(operator.log.clone());
         self.operators.push(operator);
         Ok(self.operators.len() - 1)
     }

@@ -49,8 +49,11 @@ pub const BYPASS: &str = "e2e.ballast.dev/bypass-webhook";
 
 /// The PEM of the certificate served on `port` (`openssl s_client`).
 pub fn served_certificate(port: u16) -> anyhow::Result<String> {
-    let mut client = Command::new("openssl")
+    // Bounded: a webhook that accepts and never answers must not hang the run.
+    let mut client = Command::new("timeout")
         .args([
+            "10",
+            "openssl",
             "s_client",
             "-connect",
             &format!("127.0.0.1:{port}"),
@@ -219,20 +222,27 @@ async fn ready(client: &kube::Client, port: u16) -> anyhow::Result<(String, Stri
 /// Stops the webhook and removes the configuration (which would otherwise refuse
 /// every policy: failurePolicy Fail).
 pub async fn stop(env: &Env, mut child: Child) -> anyhow::Result<()> {
-    let client = env.client().await?;
-    let _ = Api::<ValidatingWebhookConfiguration>::all(client)
-        .delete(CONFIGURATION, &DeleteParams::default())
-        .await;
+    // The process first (a std Child is not killed on drop), then the configuration;
+    // neither step is skipped when the other fails.
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
+    let mut stopped = false;
     for _ in 0..50 {
-        if child.try_wait()?.is_some() {
-            return Ok(());
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            stopped = true;
+            break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    child.kill().context("SIGKILL to the webhook")?;
-    let _ = child.wait();
+    if !stopped {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let client = env.client().await?;
+    Api::<ValidatingWebhookConfiguration>::all(client)
+        .delete(CONFIGURATION, &DeleteParams::default())
+        .await
+        .context("deleting the e2e ValidatingWebhookConfiguration")?;
     Ok(())
 }

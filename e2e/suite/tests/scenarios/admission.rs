@@ -86,6 +86,13 @@ pub async fn admission(s: &mut Scenario) -> anyhow::Result<()> {
             "fixture {} was accepted by the API server",
             file.display()
         );
+        // A webhook that could not be called refuses too (failurePolicy Fail), but
+        // for the wrong reason.
+        anyhow::ensure!(
+            !out.contains("failed calling webhook"),
+            "fixture {}: the API server could not call the webhook: {out}",
+            file.display()
+        );
         if out.contains(WEBHOOK_SAYS) {
             by_webhook += 1;
         } else if [
@@ -667,7 +674,7 @@ pub async fn webhook_certificates(s: &mut Scenario) -> anyhow::Result<()> {
     )
     .await
     .context("the API server no longer trusts the webhook")?;
-    let metrics = reqwest::get(format!("http://127.0.0.1:{}/metrics", webhook.admin))
+    let metrics = ballast_e2e::get(format!("http://127.0.0.1:{}/metrics", webhook.admin))
         .await?
         .text()
         .await?;
@@ -766,7 +773,7 @@ async fn secrets_steps(s: &mut Scenario, secret: &str, token: &str) -> anyhow::R
         everything.push_str(&s.kubectl(args, None).await?.1);
     }
     everything.push_str(
-        &reqwest::get(format!("http://{}/metrics", s.operators[op].admin))
+        &ballast_e2e::get(format!("http://{}/metrics", s.operators[op].admin))
             .await?
             .text()
             .await?,

@@ -48,7 +48,7 @@ impl Chaos {
     ) -> anyhow::Result<Chaos> {
         let load = Load::serve().await?;
         let prometheus = Prometheus::start(&s.dir, load.port).await?;
-        let checker = Checker::start(&s.env.invariants, &s.ns, &s.dir)?;
+        let checker = Checker::start(&s.env.invariants, &s.env.kubeconfig, &s.ns, &s.dir)?;
         Ok(Chaos {
             what,
             faults,
@@ -333,6 +333,33 @@ async fn signal(pid: &str, signal: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// With the binding deleted: the API server restarted, then three poll intervals
+/// of 403 for the operator.
+async fn restart_without_access(s: &Scenario, state: &std::path::Path) -> anyhow::Result<()> {
+    let t = Instant::now();
+    s.say(format!(
+        "deleted the operator's ClusterRoleBinding; restarting the kube-apiserver while scaling up (at {})",
+        s.replicas("api").await?
+    ));
+    let restart = tokio::process::Command::new(s.env.repo.join("e2e/cluster"))
+        .args(["restart", "kube-apiserver"])
+        .env("BALLAST_E2E_STATE", state)
+        .output()
+        .await?;
+    anyhow::ensure!(
+        restart.status.success(),
+        "e2e/cluster restart kube-apiserver failed: {}",
+        String::from_utf8_lossy(&restart.stdout)
+    );
+    s.say(format!(
+        "kube-apiserver back after {:.1}s; 403 for the operator for {}s",
+        t.elapsed().as_secs_f64(),
+        (POLL * 3).as_secs()
+    ));
+    tokio::time::sleep(POLL * 3).await;
+    Ok(())
+}
+
 async fn apiserver_restart_steps(s: &mut Scenario, c: &mut Chaos) -> anyhow::Result<()> {
     let state = s
         .env
@@ -376,31 +403,24 @@ async fn apiserver_restart_steps(s: &mut Scenario, c: &mut Chaos) -> anyhow::Res
         .delete("ballast", &DeleteParams::default())
         .await
         .context("deleting the ClusterRoleBinding")?;
-    let t = Instant::now();
-    s.say(format!("deleted the operator's ClusterRoleBinding; restarting the kube-apiserver while scaling up (at {})", s.replicas("api").await?));
-    let restart = tokio::process::Command::new(s.env.repo.join("e2e/cluster"))
-        .args(["restart", "kube-apiserver"])
-        .env("BALLAST_E2E_STATE", &state)
-        .output()
-        .await?;
-    if !restart.status.success() {
-        let _ = bindings.create(&PostParams::default(), &binding).await;
-        c.checker.end_fault("apiserver-rbac")?;
-        anyhow::bail!(
-            "e2e/cluster restart kube-apiserver failed: {}",
-            String::from_utf8_lossy(&restart.stdout)
-        );
-    }
-    s.say(format!(
-        "kube-apiserver back after {:.1}s; 403 for the operator for {}s",
-        t.elapsed().as_secs_f64(),
-        (POLL * 3).as_secs()
-    ));
-    tokio::time::sleep(POLL * 3).await;
-    bindings
-        .create(&PostParams::default(), &binding)
-        .await
-        .context("restoring the ClusterRoleBinding")?;
+    let fault = restart_without_access(s, &state).await;
+    // Whatever happened, the binding comes back (every later operator, and the
+    // run's webhook, need it): retried through the API server's restart.
+    let restore = eventually(
+        Duration::from_secs(60),
+        "restoring the ClusterRoleBinding ballast",
+        || async {
+            match bindings.create(&PostParams::default(), &binding).await {
+                Ok(_) => Ok(()),
+                Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
+                Err(e) => Err(e.into()),
+            }
+        },
+    )
+    .await;
+    c.checker.end_fault("apiserver-rbac")?;
+    fault?;
+    restore?;
     let restored = Instant::now();
     let restored_at = unix_now();
     c.checker.end_fault("apiserver-rbac")?;

@@ -19,7 +19,7 @@ const LOAD: Duration = Duration::from_secs(45);
 
 /// The value of a one-series instant query on the harness's Prometheus.
 async fn prom_value(s: &Scenario, query: &str) -> anyhow::Result<Option<f64>> {
-    let body: Value = reqwest::Client::new()
+    let body: Value = ballast_e2e::http()
         .get(format!("{}/api/v1/query", s.env.prometheus_url))
         .query(&[("query", query)])
         .send()
@@ -143,6 +143,11 @@ pub async fn evictions(s: &mut Scenario) -> anyhow::Result<()> {
     anyhow::ensure!(
         current.is_some_and(|c| c >= 5),
         "kubectl get scalingpolicies shows Current {current:?}: {listed}"
+    );
+    let desired = s.status("cache").await?.desired_replicas;
+    anyhow::ensure!(
+        desired.is_some_and(|d| d >= 5),
+        "status.desiredReplicas {desired:?}"
     );
 
     // Down: the load stops by itself; the window holds, then 2 pods per 10 s.

@@ -116,7 +116,18 @@ fn main() -> ExitCode {
                     .contains(&name)
                     .then(|| REDIS_LOCK.lock().unwrap_or_else(|p| p.into_inner()));
                 let started = Instant::now();
-                let outcome = run(&env, name, body);
+                // A panic is a failure like any other: recorded, with its message.
+                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    run(&env, name, body)
+                }))
+                .unwrap_or_else(|panic| {
+                    let message = panic
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_else(|| "a panic without a message".into());
+                    Err(anyhow::anyhow!("panicked: {message}"))
+                });
                 report.record(Case {
                     name: name.to_string(),
                     time: started.elapsed(),

@@ -98,31 +98,29 @@ pub async fn node_pool(s: &mut Scenario) -> anyhow::Result<()> {
     )
     .await?;
     // Up: the nodes first. Sampled often: both writes come in the same tick.
-    let (t_md, t_dep) = (Cell::new(None), Cell::new(None));
-    eventually(
-        polls(POLL, 3),
-        "the pool and the workload both grow",
-        || async {
-            if t_md.get().is_none() && md_replicas(s, "pool").await? > 1 {
-                t_md.set(Some(Instant::now()));
-            }
-            if t_dep.get().is_none() && s.replicas("web").await? > 1 {
-                t_dep.set(Some(Instant::now()));
-            }
+    // Up: the nodes first. Read in that order, often (both writes come in the same
+    // tick): once the workload has grown, a read of the pool that follows must see
+    // it grown too, or the workload went first.
+    let grown = Instant::now();
+    loop {
+        let web = s.replicas("web").await?;
+        let pool = md_replicas(s, "pool").await?;
+        if web > 1 {
             anyhow::ensure!(
-                t_md.get().is_some() && t_dep.get().is_some(),
-                "pool grown: {}, web grown: {}",
-                t_md.get().is_some(),
-                t_dep.get().is_some()
+                pool > 1,
+                "the workload grew (to {web}) before its nodes (pool still at {pool})"
             );
-            Ok(())
-        },
-    )
-    .await?;
-    anyhow::ensure!(
-        t_md.get() <= t_dep.get(),
-        "the workload grew before its nodes"
-    );
+            s.say(format!(
+                "Deployment web: 1 -> {web}, MachineDeployment pool already at {pool}"
+            ));
+            break;
+        }
+        anyhow::ensure!(
+            grown.elapsed() < polls(POLL, 3),
+            "web still at {web}, pool at {pool}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     eventually(polls(POLL, 3), "web at 7", || s.replicas_are("web", 7)).await?;
     eventually(polls(POLL, 3), "pool at ceil(7/2) = 4", || {
         md_is(s, "pool", 4)

@@ -24,7 +24,7 @@ async fn prometheus_get(
     path: &str,
     query: &[(&str, String)],
 ) -> anyhow::Result<Value> {
-    Ok(reqwest::Client::new()
+    Ok(ballast_e2e::http()
         .get(format!("{}{path}", s.env.prometheus_url))
         .query(query)
         .send()
@@ -419,7 +419,7 @@ async fn shared_source_steps(s: &mut Scenario, other: &str) -> anyhow::Result<()
         }
     }
     seen.push_str(
-        &reqwest::get(format!("http://{}/metrics", s.operators[op].admin))
+        &ballast_e2e::get(format!("http://{}/metrics", s.operators[op].admin))
             .await?
             .text()
             .await?,
