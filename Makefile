@@ -12,9 +12,9 @@ build:
 # Everything CI checks: format and clippy, unit/property/CLI tests (with every fuzz
 # target's seed corpus replayed on the stable toolchain), the alert rules, then the
 # end-to-end smoke tests, operator scenarios and chaos suite on one real local
-# cluster (built and started by e2e/, torn down at the end). Measurements (make
-# bench, make fuzz, make chaos-report) are their own targets; nothing here changes
-# a tracked file.
+# cluster (built and started by e2e/, torn down at the end), with a 10-policy smoke
+# of make bench's harness. Measurements (make bench, make fuzz, make chaos-report)
+# are their own targets; nothing here changes a tracked file.
 test:
 	@mkdir -p target && git status --porcelain >target/status-before-test 2>/dev/null || true
 	$(MAKE) lint unit alerts e2e
