@@ -423,7 +423,6 @@ async fn apiserver_restart_steps(s: &mut Scenario, c: &mut Chaos) -> anyhow::Res
     restore?;
     let restored = Instant::now();
     let restored_at = unix_now();
-    c.checker.end_fault("apiserver-rbac")?;
     s.say(format!(
         "ClusterRoleBinding restored (at {} replicas)",
         s.replicas("api").await?
