@@ -22,7 +22,7 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, RwLock};
 use std::time::Instant;
 
 use ballast_e2e::junit::{Case, Report};
@@ -50,21 +50,48 @@ const ALONE: [&str; 2] = ["chaos-apiserver-restart", "shared-source-errors"];
 /// Held for reading by every scenario, for writing by those in [`ALONE`].
 static CLUSTER: RwLock<()> = RwLock::new(());
 
+/// How many selected [`ALONE`] scenarios have not finished: the others start only
+/// when it is 0, so the lone ones run first, one after the other, and then the
+/// rest all at once (without it, a shared scenario that took the lock first made
+/// a lone one wait for it, and the run longer by its length).
+static ALONE_LEFT: (Mutex<usize>, Condvar) = (Mutex::new(0), Condvar::new());
+
+/// Counts a lone scenario as finished when dropped, however it ended.
+struct LoneDone;
+
+impl Drop for LoneDone {
+    fn drop(&mut self) {
+        let (left, changed) = &ALONE_LEFT;
+        let mut left = left.lock().unwrap_or_else(|p| p.into_inner());
+        *left = left.saturating_sub(1);
+        changed.notify_all();
+    }
+}
+
+/// Blocks until every selected lone scenario has finished.
+fn after_the_lone_ones() {
+    let (left, changed) = &ALONE_LEFT;
+    let mut left = left.lock().unwrap_or_else(|p| p.into_inner());
+    while *left > 0 {
+        left = changed.wait(left).unwrap_or_else(|p| p.into_inner());
+    }
+}
+
 /// The scenarios that load the harness's one Redis: one at a time.
 const REDIS: [&str; 1] = ["evictions"];
 static REDIS_LOCK: Mutex<()> = Mutex::new(());
 
 fn all() -> Vec<(&'static str, Body)> {
     scenarios![
-        // First: it has the cluster to itself, then the rest run at once.
+        // First the lone ones (ALONE), then the rest at once.
         "chaos-apiserver-restart" => chaos::apiserver_restart,
+        "shared-source-errors" => oncall::shared_source_errors,
         "chaos-broken-prometheus" => chaos::broken_prometheus,
         "chaos-prometheus-killed" => chaos::prometheus_killed,
         "chaos-leader-killed" => chaos::leader_killed,
         "chaos-restart-in-window" => chaos::restart_in_window,
         "chaos-many-policies" => chaos::many_policies,
         "chaos-target-churn" => chaos::target_churn,
-        "shared-source-errors" => oncall::shared_source_errors,
         // The longest next, so that they do not end the run.
         "gameday" => oncall::gameday,
         "evictions" => evictions::evictions,
@@ -101,13 +128,16 @@ fn main() -> ExitCode {
             let (env, report) = (env.clone(), report.clone());
             Trial::test(name, move || {
                 // A poisoned lock only means a scenario panicked holding it.
-                let (_shared, _alone) = if ALONE.contains(&name) {
+                let (_done, _shared, _alone) = if ALONE.contains(&name) {
                     (
+                        Some(LoneDone),
                         None,
                         Some(CLUSTER.write().unwrap_or_else(|p| p.into_inner())),
                     )
                 } else {
+                    after_the_lone_ones();
                     (
+                        None,
                         Some(CLUSTER.read().unwrap_or_else(|p| p.into_inner())),
                         None,
                     )
@@ -136,16 +166,25 @@ fn main() -> ExitCode {
                 outcome.map_err(|e| Failed::from(format!("{e:#}")))
             })
         })
-        .collect();
+        .collect::<Vec<Trial>>();
+    // Exactly the lone scenarios libtest will run (its own filter), or the others
+    // would wait for one that never comes.
+    let runs = |trial: &&Trial| !args.is_filtered_out(trial);
+    *ALONE_LEFT.0.lock().unwrap_or_else(|p| p.into_inner()) = trials
+        .iter()
+        .filter(runs)
+        .filter(|t| ALONE.contains(&t.name()))
+        .count();
+    let runs_chaos = trials
+        .iter()
+        .filter(runs)
+        .any(|t| t.name().starts_with("chaos-"));
     if listing {
         return libtest_mimic::run(&args, trials).exit_code();
     }
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     let repo = repo.canonicalize().unwrap_or(repo);
-    if all()
-        .iter()
-        .any(|(name, _)| name.starts_with("chaos-") && selected(&args, name))
-    {
+    if runs_chaos {
         // The chaos report is of the last run that ran chaos scenarios.
         let _ = std::fs::remove_file(repo.join("target/chaos/results.jsonl"));
     }
@@ -193,18 +232,6 @@ fn main() -> ExitCode {
         conclusion.num_passed, conclusion.num_failed
     );
     conclusion.exit_code()
-}
-
-/// Whether libtest's filter and `--skip` let `name` run.
-fn selected(args: &Arguments, name: &str) -> bool {
-    let matches = |pattern: &str| {
-        if args.exact {
-            name == pattern
-        } else {
-            name.contains(pattern)
-        }
-    };
-    args.filter.as_deref().is_none_or(matches) && !args.skip.iter().any(|s| matches(s))
 }
 
 /// One scenario on a runtime of its own: start, body, finish (always).
