@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context as _, anyhow};
 use ballast::api::{ClusterMetricsSource, CustomScalingPolicy, CustomScalingPolicyStatus};
@@ -176,16 +176,6 @@ impl Scenario {
         for operator in std::mem::take(&mut self.operators) {
             self.panics.extend(operator.stop().await);
         }
-    }
-
-    /// The index of the operator that leads now, if one does.
-    pub async fn leader(&self) -> Option<usize> {
-        for (i, operator) in self.operators.iter().enumerate() {
-            if operator.leads().await {
-                return Some(i);
-            }
-        }
-        None
     }
 
     // --- objects -----------------------------------------------------------------
@@ -539,10 +529,5 @@ impl Scenario {
             Err(_) => self.say(format!("logs kept in {}", self.dir.display())),
         }
         outcome.map_err(|e| e.context(format!("scenario {} (namespace {})", self.name, self.ns)))
-    }
-
-    /// How long the scenario has run.
-    pub fn elapsed(&self) -> Duration {
-        self.started.elapsed()
     }
 }
