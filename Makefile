@@ -3,21 +3,37 @@ SHELL := /bin/bash
 CARGO ?= cargo
 BALLAST := target/debug/ballast
 
-.PHONY: build test unit lint alerts crds demo demo-simulate gameday bench chaos fuzz chaos-report e2e e2e-build cluster-up cluster-down e2e-smoke e2e-scenarios clean
+.PHONY: build image image-check push test unit lint alerts crds demo demo-simulate gameday bench chaos fuzz chaos-report e2e e2e-build cluster-up cluster-down e2e-smoke e2e-scenarios clean
 
 # ballast, and the chaos suite's invariant checker (e2e/invariants).
 build:
 	$(CARGO) build --locked --workspace
 
+# The container image, without a container engine: a static (musl) binary in one
+# layer with a CA bundle and uid/gid 65532, as an OCI image archive under
+# target/image/; prints its digest. `make push IMAGE=registry/name:tag` pushes it
+# with the credentials of ~/.docker/config.json.
+image:
+	image/build
+
+# Unpack the image as a runtime would and run its binary as uid 65532.
+image-check: image
+	image/check
+
+push:
+	@[ -n "$(IMAGE)" ] || { echo "usage: make push IMAGE=registry/name:tag (after make image)"; exit 2; }
+	image/build --push $(IMAGE)
+
 # Everything CI checks: format and clippy, unit/property/CLI tests (with every fuzz
-# target's seed corpus replayed on the stable toolchain), the alert rules, then the
+# target's seed corpus replayed on the stable toolchain), the alert rules, the image
+# (built and run from its unpacked layers), then the
 # end-to-end smoke tests, operator scenarios and chaos suite on one real local
 # cluster (built and started by e2e/, torn down at the end), with a 10-policy smoke
 # of make bench's harness. Measurements (make bench, make fuzz, make chaos-report)
 # are their own targets; nothing here changes a tracked file.
 test:
 	@mkdir -p target && git status --porcelain >target/status-before-test 2>/dev/null || true
-	$(MAKE) lint unit alerts e2e
+	$(MAKE) lint unit alerts image-check e2e
 	@git status --porcelain 2>/dev/null | diff -u target/status-before-test - \
 		&& echo "make test left the checkout as it found it" \
 		|| { echo "make test changed files in the checkout (above): tests must write under target/"; exit 1; }

@@ -79,9 +79,23 @@ fn kustomize_renders_every_part_of_the_install() {
     let image = kind(&all, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["image"]
         .as_str()
         .expect("an image");
-    assert!(
-        image.contains("ballast:"),
-        "the image comes from kustomize `images:`: {image}"
+    assert_eq!(
+        image,
+        format!("ghcr.io/ballast-dev/ballast:v{}", env!("CARGO_PKG_VERSION")),
+        "the image comes from kustomize `images:`, tagged with Cargo.toml's version (image/build tags the archive the same way)"
+    );
+    let env = &kind(&all, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["env"];
+    let default_source = env
+        .as_sequence()
+        .and_then(|env| {
+            env.iter()
+                .find(|e| e["name"].as_str() == Some("BALLAST_PROMETHEUS_URL"))
+        })
+        .and_then(|e| e["value"].as_str());
+    assert_eq!(
+        default_source,
+        Some("http://prometheus-operated.monitoring:9090"),
+        "a default install has a default metrics source, so policies that name none work"
     );
     let dashboard = kind(&all, "ConfigMap")[0];
     assert_eq!(
@@ -518,4 +532,30 @@ fn the_dockerfile_build_context_is_a_whole_workspace() {
         binaries.contains(&"ballast"),
         "the context builds no ballast binary: {binaries:?}"
     );
+}
+
+/// `make image` (image/build) and deploy/Dockerfile build the same thing: the
+/// static musl binary, run as 65532 with entrypoint ballast.
+#[test]
+fn the_dockerfile_and_make_image_build_the_same_binary() {
+    let dockerfile =
+        fs::read_to_string(root().join("deploy/Dockerfile")).expect("deploy/Dockerfile");
+    let build = fs::read_to_string(root().join("image/build")).expect("image/build");
+    let target = "x86_64-unknown-linux-musl";
+    assert!(
+        build.contains(&format!("TARGET={target}")),
+        "image/build builds {target}"
+    );
+    for needle in [
+        format!("--target {target} --bin ballast"),
+        format!("/src/target/{target}/release/ballast /usr/local/bin/ballast"),
+        "USER 65532:65532".to_string(),
+        "ENTRYPOINT [\"/usr/local/bin/ballast\"]".to_string(),
+        "FROM gcr.io/distroless/static".to_string(),
+    ] {
+        assert!(
+            dockerfile.contains(&needle),
+            "deploy/Dockerfile: no {needle:?}"
+        );
+    }
 }
