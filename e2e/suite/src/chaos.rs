@@ -30,11 +30,15 @@ pub fn load_query(series: &str) -> String {
 }
 
 /// A Prometheus exporter served from the scenario's own runtime: one gauge
-/// `ballast_e2e_load{series=...}` per series the scenario has set.
+/// `ballast_e2e_load{series=...}` per series the scenario has set, and any
+/// other series set whole with [`Load::set_series`].
 pub struct Load {
     pub port: u16,
     values: Arc<Mutex<BTreeMap<String, f64>>>,
 }
+
+/// Keys of [`Load`]'s map that are whole series (`name{labels}`), not load series names.
+const WHOLE: char = '\u{0}';
 
 impl Load {
     pub async fn serve() -> anyhow::Result<Load> {
@@ -50,9 +54,12 @@ impl Load {
                     let values = shared.lock().unwrap_or_else(|p| p.into_inner());
                     let mut body = String::from("# TYPE ballast_e2e_load gauge\n");
                     for (series, value) in values.iter() {
-                        body.push_str(&format!(
-                            "ballast_e2e_load{{series=\"{series}\"}} {value}\n"
-                        ));
+                        match series.strip_prefix(WHOLE) {
+                            Some(whole) => body.push_str(&format!("{whole} {value}\n")),
+                            None => body.push_str(&format!(
+                                "ballast_e2e_load{{series=\"{series}\"}} {value}\n"
+                            )),
+                        }
                     }
                     body
                 };
@@ -70,6 +77,12 @@ impl Load {
             }
         });
         Ok(Load { port, values })
+    }
+
+    /// Serves `series` (a metric name and its labels, as in the exposition
+    /// format: `http_requests_total{service="api"}`) with `value`.
+    pub fn set_series(&self, series: &str, value: f64) {
+        self.set(&format!("{WHOLE}{series}"), value);
     }
 
     pub fn set(&self, series: &str, value: f64) {

@@ -108,6 +108,28 @@ impl Env {
         })
     }
 
+    /// Registers `target` with the harness's Prometheus under `job`, through its
+    /// file_sd directory (written whole, then renamed into place); returns the
+    /// file to remove when the target goes, or `None` without a file_sd directory.
+    pub fn register_scrape(
+        &self,
+        name: &str,
+        target: std::net::SocketAddr,
+        job: &str,
+    ) -> anyhow::Result<Option<PathBuf>> {
+        let Some(dir) = &self.file_sd else {
+            return Ok(None);
+        };
+        let file = dir.join(format!("{name}.json"));
+        let temporary = dir.join(format!(".{name}.tmp"));
+        let targets =
+            serde_json::json!([{"targets": [target.to_string()], "labels": {"job": job}}]);
+        std::fs::write(&temporary, targets.to_string())
+            .and_then(|()| std::fs::rename(&temporary, &file))
+            .with_context(|| format!("registering {name} in {}", dir.display()))?;
+        Ok(Some(file))
+    }
+
     /// A client with the admin kubeconfig. Call it inside the scenario's runtime.
     pub async fn client(&self) -> anyhow::Result<kube::Client> {
         ballast::metrics::tls::install_crypto_provider();

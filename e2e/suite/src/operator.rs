@@ -36,6 +36,7 @@ impl Operator {
         dir: &Path,
         webhook: Option<u16>,
         everywhere: bool,
+        container_env: &[(String, String)],
     ) -> anyhow::Result<Operator> {
         let admin: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
         let log = dir.join(format!("{identity}.log"));
@@ -44,7 +45,19 @@ impl Operator {
         let child = Command::new(&env.ballast)
             .args(["run", "--log", "info,ballast=debug", "--kubeconfig"])
             .arg(&env.sa_kubeconfig)
-            .args(["--prometheus-url", &env.prometheus_url])
+            // deploy/'s container environment, when the scenario installs from
+            // deploy/: its default source then comes from there, not from the flag.
+            .envs(container_env.iter().map(|(k, v)| (k, v)))
+            .args(
+                if container_env
+                    .iter()
+                    .any(|(k, _)| k == "BALLAST_PROMETHEUS_URL")
+                {
+                    vec![]
+                } else {
+                    vec!["--prometheus-url", &env.prometheus_url]
+                },
+            )
             .args(["--admin-addr", &admin.to_string()])
             .args(["--lease-namespace", namespace])
             // Only this scenario's namespace, unless it runs alone (see main.rs).
@@ -118,17 +131,9 @@ impl Operator {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         // Scraped by the harness's Prometheus (job "ballast"), as deploy/'s
-        // ServiceMonitor would: written whole, then renamed into place.
-        if let Some(dir) = &env.file_sd {
-            let file = dir.join(format!("{namespace}-{identity}.json"));
-            let temporary = dir.join(format!(".{namespace}-{identity}.tmp"));
-            let targets =
-                serde_json::json!([{"targets": [admin.to_string()], "labels": {"job": "ballast"}}]);
-            std::fs::write(&temporary, targets.to_string())
-                .and_then(|()| std::fs::rename(&temporary, &file))
-                .with_context(|| format!("registering {identity} in {}", dir.display()))?;
-            operator.scrape = Some(file);
-        }
+        // ServiceMonitor would.
+        operator.scrape =
+            env.register_scrape(&format!("{namespace}-{identity}"), admin, "ballast")?;
         Ok(operator)
     }
 

@@ -131,13 +131,25 @@ impl Scenario {
 
     /// Starts an operator for this namespace; returns its index in `operators`.
     pub async fn operator(&mut self, identity: &str) -> anyhow::Result<usize> {
-        self.start_operator(identity, None, false).await
+        self.start_operator(identity, None, false, &[]).await
     }
 
     /// An operator that watches every namespace: only for a scenario that runs
     /// alone (main.rs's `ALONE`), or it would act on the others' policies.
     pub async fn operator_everywhere(&mut self, identity: &str) -> anyhow::Result<usize> {
-        self.start_operator(identity, None, true).await
+        self.start_operator(identity, None, true, &[]).await
+    }
+
+    /// An operator that watches every namespace, with the environment of deploy/'s
+    /// operator container (as rendered from an overlay): a default install. Only
+    /// for a scenario that runs alone.
+    pub async fn operator_installed(
+        &mut self,
+        identity: &str,
+        container_env: &[(String, String)],
+    ) -> anyhow::Result<usize> {
+        self.start_operator(identity, None, true, container_env)
+            .await
     }
 
     /// An operator that also serves the admission webhook on `port`
@@ -147,7 +159,7 @@ impl Scenario {
         identity: &str,
         port: u16,
     ) -> anyhow::Result<usize> {
-        self.start_operator(identity, Some(port), false).await
+        self.start_operator(identity, Some(port), false, &[]).await
     }
 
     async fn start_operator(
@@ -155,9 +167,16 @@ impl Scenario {
         identity: &str,
         webhook: Option<u16>,
         everywhere: bool,
+        container_env: &[(String, String)],
     ) -> anyhow::Result<usize> {
         let operator = Operator::start(
-            &self.env, &self.ns, identity, &self.dir, webhook, everywhere,
+            &self.env,
+            &self.ns,
+            identity,
+            &self.dir,
+            webhook,
+            everywhere,
+            container_env,
         )
         .await?;
         self.say(format!(

@@ -12,6 +12,7 @@ mod admission;
 mod bounds;
 mod chaos;
 mod evictions;
+mod install;
 mod leadership;
 mod nodepool;
 mod oncall;
@@ -45,7 +46,11 @@ macro_rules! scenarios {
 
 /// Scenarios that restart or freeze the control plane, or run an operator that
 /// watches every namespace: each runs alone, with no other scenario in flight.
-const ALONE: [&str; 2] = ["chaos-apiserver-restart", "shared-source-errors"];
+const ALONE: [&str; 3] = [
+    "chaos-apiserver-restart",
+    "shared-source-errors",
+    "default-install",
+];
 
 /// Held for reading by every scenario, for writing by those in [`ALONE`].
 static CLUSTER: RwLock<()> = RwLock::new(());
@@ -86,6 +91,7 @@ fn all() -> Vec<(&'static str, Body)> {
         // First the lone ones (ALONE), then the rest at once.
         "chaos-apiserver-restart" => chaos::apiserver_restart,
         "shared-source-errors" => oncall::shared_source_errors,
+        "default-install" => install::default_install,
         "chaos-broken-prometheus" => chaos::broken_prometheus,
         "chaos-prometheus-killed" => chaos::prometheus_killed,
         "chaos-leader-killed" => chaos::leader_killed,

@@ -1,0 +1,245 @@
+//! A default install: deploy/ with the one documented setting (the default
+//! metrics source's URL, set by a kustomize overlay as the README shows), then
+//! every object in examples/ applied as it is (its source's address pointed at
+//! the harness by another overlay), their workloads created, and every policy
+//! evaluated to `Ready=True`.
+//!
+//! The operator runs as a process with the environment of the overlay's rendered
+//! operator container (there is no kubelet here), as deploy/'s ServiceAccount,
+//! watching every namespace: the scenario runs alone (main.rs's `ALONE`).
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use ballast::api::CustomScalingPolicy;
+use ballast_e2e::chaos::Load;
+use ballast_e2e::{Scenario, eventually, polls};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::Api;
+use kube::api::DeleteParams;
+use serde::Deserialize as _;
+use serde_yaml::Value;
+
+/// The examples' namespaces (examples/namespaces.yaml).
+const NAMESPACES: [&str; 3] = ["shop", "orders", "batch"];
+
+/// The examples' workloads: (namespace, Deployment, its policy, its poll interval).
+const WORKLOADS: [(&str, &str, &str, u64); 3] = [
+    ("shop", "cache-api", "cache-eviction", 15),
+    ("orders", "orders-consumer", "orders-consumer", 30),
+    ("batch", "batch-api", "batch-api", 30),
+];
+
+/// A kustomization of `base` (a path relative to `dir`) and `patch`, rendered by
+/// kubectl: what a user's overlay renders to.
+async fn render(s: &Scenario, dir: &Path, base: &Path, patch: &str) -> anyhow::Result<Vec<Value>> {
+    std::fs::create_dir_all(dir)?;
+    // Kustomize takes no absolute paths: `base` as seen from `dir`.
+    let (from, to) = (dir.canonicalize()?, base.canonicalize()?);
+    let common = from
+        .components()
+        .zip(to.components())
+        .take_while(|(a, b)| a == b)
+        .count();
+    let base: std::path::PathBuf = std::iter::repeat_n(
+        std::path::Component::ParentDir,
+        from.components().count() - common,
+    )
+    .map(|c| c.as_os_str().to_owned())
+    .chain(
+        to.components()
+            .skip(common)
+            .map(|c| c.as_os_str().to_owned()),
+    )
+    .collect();
+    std::fs::write(
+        dir.join("kustomization.yaml"),
+        format!(
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - {}\npatches:\n  - patch: |-\n{}\n",
+            base.display(),
+            patch
+                .lines()
+                .map(|l| format!("      {l}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        ),
+    )?;
+    let (ok, out) = s
+        .kubectl_anywhere(&["kustomize", &dir.display().to_string()], None)
+        .await?;
+    anyhow::ensure!(ok, "kubectl kustomize {}: {out}", dir.display());
+    serde_yaml::Deserializer::from_str(&out)
+        .map(|doc| Value::deserialize(doc).context("rendered YAML"))
+        .collect()
+}
+
+/// The overlay of deploy/ that the README's "Install" section shows.
+fn install_patch(prometheus: &str) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: ballast\n  namespace: ballast-system\nspec:\n  template:\n    spec:\n      containers:\n        - name: operator\n          env:\n            - name: BALLAST_PROMETHEUS_URL\n              value: {prometheus}"
+    )
+}
+
+pub async fn default_install(s: &mut Scenario) -> anyhow::Result<()> {
+    let outcome = default_install_steps(s).await;
+    // The examples' objects are not in the scenario's namespace: remove them here.
+    let (_, out) = s
+        .kubectl_anywhere(
+            &[
+                "delete",
+                "--ignore-not-found",
+                "--wait=false",
+                "-k",
+                &s.dir.join("examples").display().to_string(),
+            ],
+            None,
+        )
+        .await?;
+    s.say(format!("cleanup: {out}"));
+    let namespaces = Api::<Namespace>::all(s.client.clone());
+    for ns in NAMESPACES {
+        let _ = namespaces.delete(ns, &DeleteParams::background()).await;
+    }
+    outcome
+}
+
+async fn default_install_steps(s: &mut Scenario) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        s.env.file_sd.is_some(),
+        "PROMETHEUS_FILE_SD_DIR is not set: the examples' series reach the harness Prometheus through it"
+    );
+    let repo = s.env.repo.clone();
+    let prometheus = s.env.prometheus_url.clone();
+
+    // 1. deploy/ with the one setting, rendered as a user's overlay would be.
+    let install = render(
+        s,
+        &s.dir.join("install"),
+        &repo.join("deploy"),
+        &install_patch(&prometheus),
+    )
+    .await?;
+    let operator = install
+        .iter()
+        .find(|o| o["kind"] == "Deployment" && o["metadata"]["name"] == "ballast")
+        .context("the overlay renders no Deployment ballast")?;
+    let container = &operator["spec"]["template"]["spec"]["containers"][0];
+    let env: Vec<(String, String)> = container["env"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| {
+            Some((
+                e["name"].as_str()?.to_string(),
+                e["value"].as_str()?.to_string(),
+            ))
+        })
+        .collect();
+    let url = env
+        .iter()
+        .find(|(k, _)| k == "BALLAST_PROMETHEUS_URL")
+        .map(|(_, v)| v.as_str());
+    anyhow::ensure!(
+        url == Some(prometheus.as_str()),
+        "the overlay's operator container has BALLAST_PROMETHEUS_URL {url:?}, not {prometheus}: {env:?}"
+    );
+    s.say(format!(
+        "deploy/ + overlay: the operator's environment is {env:?}"
+    ));
+
+    // 2. The series the examples' queries read (Redis's own come from the
+    //    harness's redis exporter, job "redis"), scraped by the harness Prometheus.
+    let load = Load::serve().await?;
+    load.set_series("http_requests_total{service=\"batch-api\"}", 1000.0);
+    load.set_series("kafka_consumergroup_lag{consumergroup=\"orders\"}", 2500.0);
+    load.set_series(
+        "kafka_consumergroup_oldest_message_age_seconds{consumergroup=\"orders\"}",
+        12.0,
+    );
+    let scrape = s.env.register_scrape(
+        &format!("{}-examples", s.ns),
+        ([127, 0, 0, 1], load.port).into(),
+        "examples",
+    )?;
+    let outcome = examples_reach_ready(s, &repo, &prometheus, &env).await;
+    if let Some(file) = scrape {
+        let _ = std::fs::remove_file(file);
+    }
+    outcome
+}
+
+async fn examples_reach_ready(
+    s: &mut Scenario,
+    repo: &Path,
+    prometheus: &str,
+    env: &[(String, String)],
+) -> anyhow::Result<()> {
+    s.operator_installed("op", env).await?;
+
+    // 3. examples/ as it is, its ClusterMetricsSource's address patched.
+    let source_patch = format!(
+        "apiVersion: autoscaling.ballast.dev/v1alpha1\nkind: ClusterMetricsSource\nmetadata:\n  name: prometheus\nspec:\n  address: {prometheus}"
+    );
+    let examples_dir = s.dir.join("examples");
+    let examples = render(s, &examples_dir, &repo.join("examples"), &source_patch).await?;
+    let policies = examples
+        .iter()
+        .filter(|o| o["kind"] == "CustomScalingPolicy")
+        .count();
+    anyhow::ensure!(
+        policies == WORKLOADS.len(),
+        "examples/ has {policies} policies, the scenario knows {}",
+        WORKLOADS.len()
+    );
+    let (ok, out) = s
+        .kubectl_anywhere(&["apply", "-k", &examples_dir.display().to_string()], None)
+        .await?;
+    anyhow::ensure!(
+        ok,
+        "kubectl apply -k examples/ (admitted by the run's webhook): {out}"
+    );
+    s.say(format!("examples applied:\n{out}"));
+
+    // 4. Their workloads, and the node pool of batch-api's policy.
+    let mut workloads = String::new();
+    for (ns, name, _, _) in WORKLOADS {
+        workloads.push_str(&format!(
+            "---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  replicas: 2\n  selector: {{matchLabels: {{app: {name}}}}}\n  template:\n    metadata: {{labels: {{app: {name}}}}}\n    spec: {{containers: [{{name: main, image: registry.invalid/{name}:1}}]}}\n"
+        ));
+    }
+    workloads.push_str(
+        "---\napiVersion: cluster.x-k8s.io/v1beta1\nkind: MachineDeployment\nmetadata: {name: batch-pool, namespace: batch}\nspec:\n  clusterName: ballast-e2e\n  replicas: 1\n  selector: {matchLabels: {ballast.dev/node-pool: batch-pool}}\n  template:\n    metadata: {labels: {ballast.dev/node-pool: batch-pool}}\n    spec:\n      bootstrap: {dataSecretName: kwok-none}\n      clusterName: ballast-e2e\n      infrastructureRef: {apiVersion: infrastructure.cluster.x-k8s.io/v1beta1, kind: KwokMachineTemplate, name: kwok}\n",
+    );
+    let (ok, out) = s
+        .kubectl_anywhere(&["apply", "-f", "-"], Some(&workloads))
+        .await?;
+    anyhow::ensure!(ok, "the examples' workloads: {out}");
+
+    // 5. Every policy evaluated, Ready=True, within a few of its own intervals.
+    for (ns, _, policy, interval) in WORKLOADS {
+        let api = Api::<CustomScalingPolicy>::namespaced(s.client.clone(), ns);
+        eventually(
+            polls(Duration::from_secs(interval), 4),
+            format!("{ns}/{policy} is Ready=True"),
+            || async {
+                let p = api.get(policy).await?;
+                let conditions = p.status.map(|st| st.conditions).unwrap_or_default();
+                let ready = conditions.iter().find(|c| c.type_ == "Ready");
+                anyhow::ensure!(
+                    ready.is_some_and(|c| c.status == "True"),
+                    "conditions: {}",
+                    conditions
+                        .iter()
+                        .map(|c| format!("{}={} {}: {}", c.type_, c.status, c.reason, c.message))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                );
+                Ok(())
+            },
+        )
+        .await?;
+        s.say(format!("{ns}/{policy}: Ready=True"));
+    }
+    Ok(())
+}
