@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 BALLAST := target/debug/ballast
 
-.PHONY: build image image-check push test unit lint alerts crds demo demo-simulate gameday bench chaos fuzz chaos-report e2e e2e-build cluster-up cluster-down e2e-smoke e2e-scenarios clean
+.PHONY: build image image-check push deploy test unit lint alerts crds demo demo-simulate gameday bench chaos fuzz chaos-report e2e e2e-build cluster-up cluster-down e2e-smoke e2e-scenarios clean
 
 # ballast, and the chaos suite's invariant checker (e2e/invariants).
 build:
@@ -71,11 +71,18 @@ alerts:
 	@for f in $$(sed -n 's/.*runbook_url: //p' deploy/prometheus/ballast.rules.yaml); do \
 		[ -f "$$f" ] || { echo "runbook_url $$f: no such page"; exit 1; }; done; echo "runbooks: every runbook_url exists"
 
-# Regenerate crds/ (and the copy kustomize installs from deploy/crds/) from the Rust
-# types; a test fails when either drifts.
+# Regenerate crds/ (and the copies kustomize installs from deploy/crds/ and Helm from
+# charts/ballast/crds/) from the Rust types; a test fails when any drifts.
 crds:
 	$(CARGO) run --locked --quiet -- crd --out-dir crds
 	$(CARGO) run --locked --quiet -- crd --out-dir deploy/crds
+	$(CARGO) run --locked --quiet -- crd --out-dir charts/ballast/crds
+
+# Render deploy/'s rbac, operator, webhook and monitoring manifests from the Helm
+# chart (charts/ballast, their one source) and copy the dashboard and alert rules
+# into the chart; tests/chart.rs fails when they differ.
+deploy:
+	charts/render
 
 # The live demo: the local cluster, the operator, a cache Deployment on its own node
 # pool, eviction load up and down, a live table, and target/demo/live.svg.

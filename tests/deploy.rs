@@ -559,3 +559,62 @@ fn the_dockerfile_and_make_image_build_the_same_binary() {
         );
     }
 }
+
+/// The Helm chart and the operator are one version (Cargo.toml's), and the chart
+/// names the image that deploy/ (rendered from it) and `make image` use.
+#[test]
+fn the_chart_is_the_operators_version_and_names_its_image() {
+    let chart: Value = serde_yaml::from_str(
+        &fs::read_to_string(root().join("charts/ballast/Chart.yaml")).expect("Chart.yaml"),
+    )
+    .expect("Chart.yaml is YAML");
+    let version = env!("CARGO_PKG_VERSION");
+    assert_eq!(
+        chart["version"].as_str(),
+        Some(version),
+        "Chart.yaml version"
+    );
+    assert_eq!(
+        chart["appVersion"].as_str(),
+        Some(version),
+        "Chart.yaml appVersion"
+    );
+    let values: Value = serde_yaml::from_str(
+        &fs::read_to_string(root().join("charts/ballast/values.yaml")).expect("values.yaml"),
+    )
+    .expect("values.yaml is YAML");
+    let repository = values["image"]["repository"]
+        .as_str()
+        .expect("image.repository");
+    assert_eq!(
+        values["image"]["tag"].as_str(),
+        Some(""),
+        "the tag defaults to v<appVersion>"
+    );
+    let all = rendered();
+    let image = kind(&all, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["image"]
+        .as_str()
+        .expect("an image");
+    assert_eq!(image, format!("{repository}:v{version}"));
+}
+
+/// What Helm reads inside the chart and deploy/ keeps as its source: byte for byte.
+#[test]
+fn the_charts_files_are_deploys_sources() {
+    for (source, copy) in [
+        (
+            "deploy/grafana/ballast.json",
+            "charts/ballast/files/ballast.json",
+        ),
+        (
+            "deploy/prometheus/ballast.rules.yaml",
+            "charts/ballast/files/ballast.rules.yaml",
+        ),
+    ] {
+        let (a, b) = (
+            fs::read(root().join(source)).expect(source),
+            fs::read(root().join(copy)).expect(copy),
+        );
+        assert!(a == b, "{copy} differs from {source}: run make deploy");
+    }
+}
