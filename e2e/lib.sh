@@ -45,7 +45,9 @@ CAPI_VERSION=$(pin_of "$CP_DIR/capi" sigs.k8s.io/cluster-api)
 # files they give carry the version in their names).
 KEDA_VERSION=$(pin_of "$CP_DIR/keda" github.com/kedacore/keda/v2)
 PROMOP_VERSION=$(pin_of "$CP_DIR/prometheus-operator" github.com/prometheus-operator/prometheus-operator)
+CERTMANAGER_VERSION=$(pin_of "$CP_DIR/cert-manager" github.com/cert-manager/cert-manager)
 KEDA_CRD="$E2E_SHARE/keda-${KEDA_VERSION}-scaledobjects.yaml"
+CERTMANAGER_CRDS="$E2E_SHARE/cert-manager-${CERTMANAGER_VERSION}-crds.yaml"
 PROMOP_CRDS="$E2E_SHARE/prometheus-operator-${PROMOP_VERSION}-crds.yaml"
 
 # The binaries the harness needs, in build order (smallest first, so a broken
@@ -94,7 +96,7 @@ have_all_binaries() {
 		[ -x "$E2E_BIN/$b" ] || return 1
 	done
 	[ -f "$E2E_SHARE/machinedeployments.yaml" ] && [ -f "$E2E_SHARE/kwok-stages.yaml" ] &&
-		[ -f "$KEDA_CRD" ] && [ -f "$PROMOP_CRDS" ]
+		[ -f "$KEDA_CRD" ] && [ -f "$PROMOP_CRDS" ] && [ -f "$CERTMANAGER_CRDS" ]
 }
 
 # deploy/'s namespace, ServiceAccount and RBAC, and a kubeconfig ($2) with a token

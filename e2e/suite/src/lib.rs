@@ -61,6 +61,10 @@ pub struct Env {
     /// modules (`KEDA_CRD`, `PROMOP_CRDS`: e2e/lib.sh's paths).
     pub keda_crd: Option<PathBuf>,
     pub prometheus_operator_crds: Option<PathBuf>,
+    /// cert-manager's Certificate/Issuer CRDs, from its Go module (`CERTMANAGER_CRDS`).
+    pub cert_manager_crds: Option<PathBuf>,
+    /// The pinned helm, built by e2e/tool (`HELM`).
+    pub helm: Option<PathBuf>,
 }
 
 impl Env {
@@ -97,6 +101,8 @@ impl Env {
             kubectl: optional("KUBECTL").map_or_else(|| PathBuf::from("kubectl"), PathBuf::from),
             keda_crd: optional("KEDA_CRD").map(PathBuf::from),
             prometheus_operator_crds: optional("PROMOP_CRDS").map(PathBuf::from),
+            cert_manager_crds: optional("CERTMANAGER_CRDS").map(PathBuf::from),
+            helm: optional("HELM").map(PathBuf::from),
             audit_log: optional("KUBE_AUDIT_LOG").map(PathBuf::from),
             state: optional("BALLAST_E2E_STATE").map(PathBuf::from),
             kubeconfig: var("BALLAST_E2E_KUBECONFIG")?.into(),

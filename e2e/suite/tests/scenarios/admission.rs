@@ -599,6 +599,92 @@ pub async fn deploy_dry_run(s: &mut Scenario) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The Helm chart as `helm install` would send it, with default values and with
+/// each of charts/ballast/ci/'s values files: every object (CRDs included)
+/// accepted by the real API server in a server-side dry run, against the real
+/// schemas of the Prometheus Operator's and cert-manager's CRDs.
+pub async fn chart_dry_run(s: &mut Scenario) -> anyhow::Result<()> {
+    install_crds(
+        s,
+        s.env.prometheus_operator_crds.as_deref(),
+        "PROMOP_CRDS",
+        &[
+            "crd/servicemonitors.monitoring.coreos.com",
+            "crd/prometheusrules.monitoring.coreos.com",
+        ],
+    )
+    .await?;
+    install_crds(
+        s,
+        s.env.cert_manager_crds.as_deref(),
+        "CERTMANAGER_CRDS",
+        &[
+            "crd/certificates.cert-manager.io",
+            "crd/issuers.cert-manager.io",
+        ],
+    )
+    .await?;
+    let helm = s
+        .env
+        .helm
+        .clone()
+        .ok_or_else(|| anyhow!("HELM is not set (e2e/scenarios builds it with e2e/tool)"))?;
+    let chart = s.env.repo.join("charts/ballast");
+    let mut values = vec![None];
+    for entry in std::fs::read_dir(chart.join("ci"))? {
+        values.push(Some(entry?.path()));
+    }
+    for file in values {
+        let mut args = vec![
+            "template".to_string(),
+            "ballast".to_string(),
+            chart.display().to_string(),
+            "--namespace".to_string(),
+            "ballast-system".to_string(),
+            "--include-crds".to_string(),
+        ];
+        if let Some(file) = &file {
+            args.extend(["-f".to_string(), file.display().to_string()]);
+        }
+        let out = tokio::process::Command::new(&helm)
+            .args(&args)
+            .output()
+            .await
+            .with_context(|| format!("running {}", helm.display()))?;
+        anyhow::ensure!(
+            out.status.success(),
+            "helm {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let rendered = String::from_utf8(out.stdout)?;
+        let objects = rendered.lines().filter(|l| l.starts_with("kind: ")).count();
+        let (ok, applied) = s
+            .kubectl_anywhere(&["apply", "--dry-run=server", "-f", "-"], Some(&rendered))
+            .await?;
+        let which = file.as_ref().map_or("default values".to_string(), |f| {
+            f.file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+        });
+        anyhow::ensure!(
+            ok,
+            "the chart ({which}) refused in a server-side dry run: {applied}"
+        );
+        let accepted = applied
+            .lines()
+            .filter(|l| l.contains("(server dry run)"))
+            .count();
+        anyhow::ensure!(
+            accepted == objects,
+            "the chart ({which}) renders {objects} objects, the dry run accepted {accepted}: {applied}"
+        );
+        s.say(format!(
+            "helm template ({which}): {accepted} objects accepted by the API server"
+        ));
+    }
+    Ok(())
+}
+
 /// Over the run the serving certificate was re-issued every ~30 s and the CA
 /// rotated once (staged, then promoted) ~5 min in, while every scenario's objects
 /// went through the webhook. Listed last; waits for the rotation if the run was

@@ -101,7 +101,22 @@ pub async fn default_install(s: &mut Scenario) -> anyhow::Result<()> {
     for ns in NAMESPACES {
         let _ = namespaces.delete(ns, &DeleteParams::background()).await;
     }
-    outcome
+    // Gone before the next scenarios start: deploy-dry-run applies examples/ too.
+    let gone = eventually(
+        Duration::from_secs(90),
+        "the examples' namespaces are deleted",
+        || async {
+            for ns in NAMESPACES {
+                anyhow::ensure!(
+                    namespaces.get_opt(ns).await?.is_none(),
+                    "{ns} is still there"
+                );
+            }
+            Ok(())
+        },
+    )
+    .await;
+    outcome.and(gone)
 }
 
 async fn default_install_steps(s: &mut Scenario) -> anyhow::Result<()> {

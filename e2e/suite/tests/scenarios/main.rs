@@ -104,6 +104,7 @@ fn all() -> Vec<(&'static str, Body)> {
         "metrics-client" => query::metrics_client,
         "admission" => admission::admission,
         "deploy-dry-run" => admission::deploy_dry_run,
+        "chart-dry-run" => admission::chart_dry_run,
         "secrets-stay-secret" => admission::secrets_stay_secret,
         "prometheus-down" => sources::prometheus_down,
         "node-pool" => nodepool::node_pool,
