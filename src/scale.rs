@@ -103,6 +103,32 @@ impl ReplicaCache {
         }?;
         u32::try_from(replicas).ok()
     }
+
+    /// Who owns the cached target's `spec.replicas` (`None`: not a cached kind, or
+    /// not in the cache).
+    fn replicas_owners(
+        &self,
+        namespace: &str,
+        target: &TargetRef,
+    ) -> Option<Vec<crate::controller::owners::ReplicasOwner>> {
+        if target.api_version != "apps/v1" {
+            return None;
+        }
+        use crate::controller::owners::replicas_owners;
+        match target.kind.as_str() {
+            "Deployment" => self
+                .deployments
+                .as_ref()?
+                .get(&ObjectRef::new(&target.name).within(namespace))
+                .map(|d| replicas_owners(&d.metadata)),
+            "StatefulSet" => self
+                .statefulsets
+                .as_ref()?
+                .get(&ObjectRef::new(&target.name).within(namespace))
+                .map(|s| replicas_owners(&s.metadata)),
+            _ => None,
+        }
+    }
 }
 
 /// (namespace, kind, name) of a workload target.
@@ -217,6 +243,16 @@ impl Scaler {
 
     fn api(&self, namespace: &str, resolved: &Resolved) -> Api<DynamicObject> {
         Api::namespaced_with(self.client.clone(), namespace, &resolved.resource)
+    }
+
+    /// Who owns the target's `spec.replicas`, from the watch caches' managed fields
+    /// (`None` for kinds the caches do not hold).
+    pub fn replicas_owners(
+        &self,
+        namespace: &str,
+        target: &TargetRef,
+    ) -> Option<Vec<crate::controller::owners::ReplicasOwner>> {
+        self.replicas.replicas_owners(namespace, target)
     }
 
     /// Current replicas: `/scale`'s `spec.replicas`, or the number at `path`.

@@ -12,6 +12,11 @@ pub mod types {
     pub const ABLE_TO_SCALE: &str = "AbleToScale";
     pub const SCALING_LIMITED: &str = "ScalingLimited";
     pub const NODE_POOL_READY: &str = "NodePoolReady";
+    /// Whether the replicas Ballast writes stand: False when another field
+    /// manager wrote the target's `spec.replicas` after Ballast did (a GitOps
+    /// sync, a person, another autoscaler). Workload targets of the watch caches
+    /// (`apps/v1` Deployments and StatefulSets) only.
+    pub const REPLICAS_OWNED: &str = "ReplicasOwned";
 }
 
 pub mod reasons {
@@ -53,6 +58,14 @@ pub mod reasons {
     pub const FAILED_UPDATE_NODE_POOL: &str = "FailedUpdateNodePool";
     /// `NodePoolReady` False before the first node-pool decision.
     pub const UNKNOWN: &str = "Unknown";
+    /// `ReplicasOwned` True: Ballast's field manager owns `spec.replicas`.
+    pub const OWNED_BY_BALLAST: &str = "OwnedByBallast";
+    /// `ReplicasOwned` True: Ballast has not written replicas yet (the message
+    /// names the current owners, which the first write takes over from).
+    pub const NOT_WRITTEN_YET: &str = "NotWrittenYet";
+    /// `ReplicasOwned` False, and a Warning Event: another field manager wrote
+    /// `spec.replicas` after Ballast (the message names it).
+    pub const REPLICAS_OVERWRITTEN: &str = "ReplicasOverwritten";
 }
 
 /// Event reasons (besides the condition reasons some Events share). API, like the

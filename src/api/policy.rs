@@ -377,7 +377,10 @@ pub struct CustomScalingPolicyStatus {
     /// so a new leader resumes where the old one stopped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub history: Option<History>,
-    /// `Ready`, `MetricsAvailable`, `AbleToScale`, `ScalingLimited`, `NodePoolReady`.
+    /// `Ready` (metrics are read and the target can be scaled), `MetricsAvailable`,
+    /// `AbleToScale`, `ScalingLimited`, `NodePoolReady`, and `ReplicasOwned`
+    /// (False when another field manager, such as a GitOps sync, wrote the
+    /// target's replicas after Ballast; Deployments and StatefulSets).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,

@@ -7,6 +7,7 @@ use std::time::Instant;
 use tracing::debug;
 
 use super::Context;
+use super::owners::ReplicasOwner;
 use crate::api::CustomScalingPolicy;
 use crate::engine::{PodRequests, Sample};
 use crate::error::Category;
@@ -46,6 +47,8 @@ pub struct Fetched {
     pub metrics: Vec<MetricRead>,
     pub current_nodes: Option<Result<u32, ScaleError>>,
     pub pod_requests: Option<PodRequests>,
+    /// Who owns the target's `spec.replicas` (`None`: not known for its kind).
+    pub replicas_owners: Option<Vec<ReplicasOwner>>,
 }
 
 pub async fn fetch(
@@ -77,6 +80,7 @@ pub async fn fetch(
         None => (None, None),
     };
     Fetched {
+        replicas_owners: ctx.scaler.replicas_owners(namespace, &spec.target_ref),
         current_replicas,
         metrics,
         current_nodes,

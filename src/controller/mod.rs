@@ -22,6 +22,7 @@
 pub mod apply;
 pub mod fetch;
 pub mod leadership;
+pub mod owners;
 pub mod publish;
 pub mod report;
 pub mod run;

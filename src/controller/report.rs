@@ -10,6 +10,8 @@ use serde_json::json;
 use super::Context;
 use super::apply::Applied;
 use super::fetch::{Fetched, Missing};
+use super::owners::{ReplicasOwner, overwritten_by};
+use crate::api::conditions::FIELD_MANAGER;
 use crate::api::conditions::{Reason, events as event_reasons, reasons, types};
 use crate::api::history::History;
 use crate::api::{CustomScalingPolicy, CustomScalingPolicyStatus, MetricStatus, NodePoolStatus};
@@ -204,6 +206,19 @@ pub fn conditions(
         ));
     }
 
+    // ReplicasOwned: for targets whose managed fields the watch caches hold.
+    if let Some(owners) = &fetched.replicas_owners {
+        let (ok, reason, message) = replicas_owned(policy, owners, applied, now);
+        out.push(condition(
+            types::REPLICAS_OWNED,
+            ok,
+            reason,
+            message,
+            now,
+            generation,
+        ));
+    }
+
     // Ready: the policy can do its job.
     let (ready, r_reason, r_message) = if !able {
         (false, a_reason, a_message)
@@ -231,6 +246,91 @@ pub fn conditions(
         .map(|s| s.conditions.as_slice())
         .unwrap_or(&[]);
     keep_transition_times(out, old)
+}
+
+/// `ReplicasOwned`: whether Ballast's replicas stand, or who wrote after it.
+/// Ready does not depend on it: the policy still decides and writes; the
+/// condition (and its Warning Event) says that something undoes its writes.
+fn replicas_owned(
+    policy: &CustomScalingPolicy,
+    owners: &[ReplicasOwner],
+    applied: &Applied,
+    now: i64,
+) -> (bool, &'static str, String) {
+    let seen = replicas_owned_now(policy, owners, applied);
+    // A fight goes on through Ballast's own writes between the other writer's:
+    // once False, the condition stays False (with its message) until it has been
+    // False for FIGHT_QUIET and Ballast's replicas stand again. So a sync that
+    // keeps writing gives one Warning per FIGHT_QUIET, not one per overwrite.
+    if seen.0
+        && let Some(prev) = policy.status.as_ref().and_then(|s| {
+            s.conditions
+                .iter()
+                .find(|c| c.type_ == types::REPLICAS_OWNED)
+        })
+        && prev.status == "False"
+        && prev.reason == reasons::REPLICAS_OVERWRITTEN
+        && now - prev.last_transition_time.0.as_millisecond() < FIGHT_QUIET_MS
+    {
+        return (false, reasons::REPLICAS_OVERWRITTEN, prev.message.clone());
+    }
+    seen
+}
+
+/// How long `ReplicasOwned` stays False after a fight starts (see [`replicas_owned`]).
+pub const FIGHT_QUIET_MS: i64 = 5 * 60 * 1000;
+
+/// `ReplicasOwned` from this tick's facts alone.
+fn replicas_owned_now(
+    policy: &CustomScalingPolicy,
+    owners: &[ReplicasOwner],
+    applied: &Applied,
+) -> (bool, &'static str, String) {
+    let target = &policy.spec.target_ref;
+    let field = format!("spec.replicas of {}/{}", target.kind, target.name);
+    if applied.replicas.is_some() {
+        return (
+            true,
+            reasons::OWNED_BY_BALLAST,
+            format!("Ballast wrote {field} (field manager {FIELD_MANAGER})"),
+        );
+    }
+    let last_write = policy
+        .status
+        .as_ref()
+        .and_then(|s| s.last_scale_time.as_ref())
+        .map(|t| t.0);
+    if let Some(by) = overwritten_by(owners, last_write) {
+        return (
+            false,
+            reasons::REPLICAS_OVERWRITTEN,
+            format!(
+                "{field} was written by {} after Ballast's last write{}: the next tick starts from that value, and a writer that keeps setting it fights Ballast; leave replicas out of Git or ignore the field (docs/gitops.md, \"Leave replicas to Ballast\")",
+                by.describe(),
+                last_write.map(|t| format!(" ({t})")).unwrap_or_default()
+            ),
+        );
+    }
+    if owners.iter().any(|o| o.manager == FIELD_MANAGER) || last_write.is_some() {
+        return (
+            true,
+            reasons::OWNED_BY_BALLAST,
+            format!("no other field manager has written {field} since Ballast"),
+        );
+    }
+    let others: Vec<String> = owners.iter().map(ReplicasOwner::describe).collect();
+    (
+        true,
+        reasons::NOT_WRITTEN_YET,
+        if others.is_empty() {
+            format!("Ballast has not written {field} yet")
+        } else {
+            format!(
+                "Ballast has not written {field} yet; it is owned by {}",
+                others.join(", ")
+            )
+        },
+    )
 }
 
 /// Build the status for this tick.
@@ -409,6 +509,7 @@ pub fn events(
     fetched: &Fetched,
     decision: Option<&Decision>,
     applied: &Applied,
+    now: i64,
 ) -> Vec<Event> {
     let mut out = Vec::new();
     let target = &policy.spec.target_ref;
@@ -463,6 +564,32 @@ pub fn events(
             action: "ScaleNodePool".into(),
             secondary: None,
         });
+    }
+    // The replicas fight: once per stretch (when the condition turns False), not
+    // while paused or under dryRun, when writes by others are expected.
+    if let Some(owners) = &fetched.replicas_owners
+        && !policy.spec.paused
+        && !policy.spec.dry_run
+    {
+        let (ok, reason, message) = replicas_owned(policy, owners, applied, now);
+        let was_owned = policy
+            .status
+            .as_ref()
+            .and_then(|s| {
+                s.conditions
+                    .iter()
+                    .find(|c| c.type_ == types::REPLICAS_OWNED)
+            })
+            .is_none_or(|c| c.status != "False");
+        if !ok && was_owned {
+            out.push(Event {
+                type_: EventType::Warning,
+                reason: reason.into(),
+                note: Some(truncate(message, 1000)),
+                action: "Scale".into(),
+                secondary: None,
+            });
+        }
     }
     if let Some(d) = decision {
         let was_available = policy
@@ -824,6 +951,7 @@ spec:
             }],
             current_nodes: Some(Ok(2)),
             pod_requests: None,
+            replicas_owners: None,
         };
         let decision = crate::engine::decide(&crate::engine::Input {
             spec: &policy.spec,
@@ -871,7 +999,7 @@ spec:
             ("False", reasons::NODE_POOL_AT_MAX)
         );
         // One Warning when it starts...
-        let first = events(&p, &fetched, Some(&d), &Applied::default());
+        let first = events(&p, &fetched, Some(&d), &Applied::default(), 0);
         let at_max: Vec<_> = first
             .iter()
             .filter(|e| e.reason == reasons::NODE_POOL_AT_MAX)
@@ -911,19 +1039,19 @@ spec:
             0,
         ));
         assert!(
-            events(&q, &failed, Some(&d_failed), &Applied::default())
+            events(&q, &failed, Some(&d_failed), &Applied::default(), 0)
                 .iter()
                 .all(|e| e.reason != reasons::NODE_POOL_AT_MAX)
         );
         let (fetched, d) = pool_tick(&p, 8, 8.0);
         assert!(
-            events(&p, &fetched, Some(&d), &Applied::default())
+            events(&p, &fetched, Some(&d), &Applied::default(), 0)
                 .iter()
                 .all(|e| e.reason != reasons::NODE_POOL_AT_MAX)
         );
         // ...and a Normal one when the workload fits again.
         let (fetched, d) = pool_tick(&p, 4, 4.0);
-        let ended: Vec<_> = events(&p, &fetched, Some(&d), &Applied::default())
+        let ended: Vec<_> = events(&p, &fetched, Some(&d), &Applied::default(), 0)
             .into_iter()
             .filter(|e| e.reason == "NodePoolWithinMax")
             .collect();
@@ -931,5 +1059,107 @@ spec:
         let conds = super::conditions(&p, &fetched, Some(&d), &Applied::default(), 0);
         assert_eq!(find(&conds, types::NODE_POOL_READY).status, "True");
         assert_eq!(find(&conds, types::SCALING_LIMITED).status, "False");
+    }
+
+    fn owner(manager: &str, time: &str) -> ReplicasOwner {
+        ReplicasOwner {
+            manager: manager.into(),
+            operation: "Apply".into(),
+            subresource: None,
+            time: Some(Time(time.parse().expect("a timestamp"))),
+        }
+    }
+
+    #[test]
+    fn replicas_written_by_another_manager_after_ballast_are_reported_once() {
+        let mut p = pool_policy();
+        let (mut fetched, d) = pool_tick(&p, 4, 4.0);
+        let owned = |p: &CustomScalingPolicy, f: &Fetched, applied: &Applied| {
+            let conds = super::conditions(p, f, Some(&d), applied, 0);
+            let c = find(&conds, types::REPLICAS_OWNED).clone();
+            (c.status, c.reason, c.message)
+        };
+        // Before Ballast wrote: the creator owns replicas, which is no fight.
+        fetched.replicas_owners = Some(vec![owner(
+            "kubectl-client-side-apply",
+            "2026-12-01T09:00:00Z",
+        )]);
+        let (status, reason, message) = owned(&p, &fetched, &Applied::default());
+        assert_eq!(
+            (status.as_str(), reason.as_str()),
+            ("True", reasons::NOT_WRITTEN_YET)
+        );
+        assert!(message.contains("kubectl-client-side-apply"), "{message}");
+        // The tick that writes owns them.
+        let wrote = Applied {
+            replicas: Some((2, 4)),
+            ..Applied::default()
+        };
+        assert_eq!(owned(&p, &fetched, &wrote).1, reasons::OWNED_BY_BALLAST);
+        // Ballast wrote at 10:00; argocd-controller applied replicas at 10:00:30.
+        let mut st = p.status.clone().unwrap_or_default();
+        st.last_scale_time = Some(Time("2026-12-01T10:00:00Z".parse().expect("time")));
+        p.status = Some(st);
+        fetched.replicas_owners = Some(vec![
+            owner("kubectl-client-side-apply", "2026-12-01T09:00:00Z"),
+            owner("argocd-controller", "2026-12-01T10:00:30Z"),
+        ]);
+        let (status, reason, message) = owned(&p, &fetched, &Applied::default());
+        assert_eq!(
+            (status.as_str(), reason.as_str()),
+            ("False", reasons::REPLICAS_OVERWRITTEN)
+        );
+        assert!(
+            message.contains("argocd-controller (server-side apply"),
+            "{message}"
+        );
+        assert!(message.contains("docs/gitops.md"), "{message}");
+        let warnings: Vec<_> = events(&p, &fetched, Some(&d), &Applied::default(), 0)
+            .into_iter()
+            .filter(|e| e.reason == reasons::REPLICAS_OVERWRITTEN)
+            .collect();
+        assert_eq!(warnings.len(), 1);
+        assert_eq!(warnings[0].type_, EventType::Warning);
+        // Once reported, not again while it lasts; not while paused.
+        let mut q = p.clone();
+        q.status = Some(super::status(
+            &p,
+            &fetched,
+            Some(&d),
+            &Applied::default(),
+            None,
+            0,
+        ));
+        assert!(
+            events(&q, &fetched, Some(&d), &Applied::default(), 0)
+                .iter()
+                .all(|e| e.reason != reasons::REPLICAS_OVERWRITTEN)
+        );
+        let mut paused = p.clone();
+        paused.spec.paused = true;
+        assert!(
+            events(&paused, &fetched, Some(&d), &Applied::default(), 0)
+                .iter()
+                .all(|e| e.reason != reasons::REPLICAS_OVERWRITTEN)
+        );
+        // Ballast's own writes between the sync's do not end the fight (no new
+        // Warning for each); its replicas standing after FIGHT_QUIET do.
+        fetched.replicas_owners = Some(vec![ReplicasOwner {
+            manager: FIELD_MANAGER.into(),
+            operation: "Update".into(),
+            subresource: Some("scale".into()),
+            time: Some(Time("2026-12-01T10:01:00Z".parse().expect("time"))),
+        }]);
+        let at = |now: i64, applied: &Applied| {
+            let conds = super::conditions(&q, &fetched, Some(&d), applied, now);
+            find(&conds, types::REPLICAS_OWNED).status.clone()
+        };
+        assert_eq!(at(super::FIGHT_QUIET_MS - 1, &wrote), "False");
+        assert_eq!(at(super::FIGHT_QUIET_MS - 1, &Applied::default()), "False");
+        assert_eq!(at(super::FIGHT_QUIET_MS, &Applied::default()), "True");
+        // A kind the caches do not hold has no such condition.
+        fetched.replicas_owners = None;
+        let conds = super::conditions(&q, &fetched, Some(&d), &Applied::default(), 0);
+        assert!(conds.iter().all(|c| c.type_ != types::REPLICAS_OWNED));
     }
 }

@@ -103,14 +103,15 @@ pub async fn run(
 
     // Targets' replicas come from these watch caches (the same watches that catch
     // out-of-band changes), not a /scale GET per tick. Only what a tick reads is
-    // kept: pod templates, status and managed fields are dropped to save memory.
+    // kept: pod templates and status are dropped to save memory, and of the managed
+    // fields only who owns spec.replicas (the replicas fight, `owners`).
     let (deployment_store, deployments) = reflect_all(
         &client,
         scope,
         &metrics,
         "deployments",
         |d: &mut Deployment| {
-            d.managed_fields_mut().clear();
+            super::owners::keep_replicas_owners(&mut d.metadata);
             d.annotations_mut().clear();
             d.status = None;
             if let Some(spec) = d.spec.as_mut() {
@@ -124,7 +125,7 @@ pub async fn run(
         &metrics,
         "statefulsets",
         |s: &mut StatefulSet| {
-            s.managed_fields_mut().clear();
+            super::owners::keep_replicas_owners(&mut s.metadata);
             s.annotations_mut().clear();
             s.status = None;
             if let Some(spec) = s.spec.as_mut() {

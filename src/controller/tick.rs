@@ -81,7 +81,7 @@ pub async fn tick(
     report::record_metrics(ctx, policy, &status, now_ms);
     // Only the leader publishes Events: a follower does not build them.
     let events = if ctx.is_leader() {
-        report::events(policy, &fetched, decision, applied)
+        report::events(policy, &fetched, decision, applied, now_ms)
     } else {
         Vec::new()
     };

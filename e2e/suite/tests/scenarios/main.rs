@@ -12,6 +12,7 @@ mod admission;
 mod bounds;
 mod chaos;
 mod evictions;
+mod gitops;
 mod install;
 mod leadership;
 mod nodepool;
@@ -114,6 +115,8 @@ fn all() -> Vec<(&'static str, Body)> {
         "sync-before-tick" => leadership::sync_before_tick,
         "bounds" => bounds::out_of_band_into_bounds,
         "paused" => bounds::paused,
+        "replicas-fight" => gitops::replicas_fight,
+        "gitops-pause" => gitops::gitops_pause,
         "dry-run" => bounds::dry_run,
         "source-not-allowed" => bounds::source_not_allowed,
         "undecodable-policy" => bounds::undecodable_policy,
