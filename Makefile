@@ -50,6 +50,7 @@ e2e: build
 	e2e/all
 
 unit:
+	@command -v lua5.1 >/dev/null || e2e/apt-install lua5.1
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		$(CARGO) nextest run --locked --workspace --no-fail-fast; \
 	else \

@@ -17,6 +17,12 @@ pub mod types {
     /// sync, a person, another autoscaler). Workload targets of the watch caches
     /// (`apps/v1` Deployments and StatefulSets) only.
     pub const REPLICAS_OWNED: &str = "ReplicasOwned";
+    /// True (with `Ready` False, the same reason) when the policy cannot work until
+    /// its spec, its source or its target changes: an invalid spec, a source that
+    /// does not allow the namespace or cannot be used, a target kind without
+    /// `/scale`. kstatus (Flux, `kubectl wait`, cli-utils) reads it as `Failed`.
+    /// Absent otherwise.
+    pub const STALLED: &str = "Stalled";
 }
 
 pub mod reasons {
@@ -48,8 +54,10 @@ pub mod reasons {
     /// `AbleToScale` are False until the spec changes.
     pub const INVALID_SPEC: &str = "InvalidSpec";
     // Set by the controller, not the engine.
-    /// `Ready` True: metrics are read and the target can be scaled.
+    /// `Ready` True: the policy's configuration can work (spec, sources, target).
     pub const READY: &str = "Ready";
+    /// `Ready` False: the target does not exist (yet).
+    pub const TARGET_NOT_FOUND: &str = "TargetNotFound";
     /// `AbleToScale` True: the target's `/scale` can be read and written.
     pub const READY_FOR_NEW_SCALE: &str = "ReadyForNewScale";
     /// `AbleToScale` True under `spec.dryRun`: decisions published, nothing written.

@@ -377,10 +377,15 @@ pub struct CustomScalingPolicyStatus {
     /// so a new leader resumes where the old one stopped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub history: Option<History>,
-    /// `Ready` (metrics are read and the target can be scaled), `MetricsAvailable`,
-    /// `AbleToScale`, `ScalingLimited`, `NodePoolReady`, and `ReplicasOwned`
+    /// `Ready`: the configuration can work (spec, metrics sources, target); False
+    /// with the reason when it cannot (`InvalidSpec`, `SourceNotAllowed`,
+    /// `SourceInvalid`, `InvalidTarget`, or `SourceNotFound`/`TargetNotFound`
+    /// while they do not exist). Run-time state does not change it: see
+    /// `MetricsAvailable` (metrics read, fallback), `AbleToScale` (writes,
+    /// paused, dryRun), `ScalingLimited`, `NodePoolReady`, and `ReplicasOwned`
     /// (False when another field manager, such as a GitOps sync, wrote the
-    /// target's replicas after Ballast; Deployments and StatefulSets).
+    /// target's replicas after Ballast). `Stalled` True: only a change of the
+    /// spec, a source or the target fixes it (kstatus: Failed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,

@@ -108,7 +108,7 @@ pub fn conditions(
         types::METRICS_AVAILABLE,
         metrics_ok,
         m_reason,
-        m_message.clone(),
+        m_message,
         now,
         generation,
     ));
@@ -144,7 +144,7 @@ pub fn conditions(
         types::ABLE_TO_SCALE,
         able,
         a_reason,
-        a_message.clone(),
+        a_message,
         now,
         generation,
     ));
@@ -219,26 +219,41 @@ pub fn conditions(
         ));
     }
 
-    // Ready: the policy can do its job.
-    let (ready, r_reason, r_message) = if !able {
-        (false, a_reason, a_message)
-    } else if decision.is_none() || matches!(decision.map(|d| d.data), Some(Data::Missing)) {
-        (false, m_reason, m_message)
-    } else {
-        (
+    // Ready: the policy's configuration can work — its spec, its sources, its
+    // target — as KEDA's Ready now means (keda #7914). Runtime state (metrics
+    // missing, fallback, a failed write, paused, dryRun, a replicas fight) has its
+    // own condition above and leaves Ready alone, so GitOps health does not flap
+    // with a Prometheus restart. A problem only a change can fix also sets Stalled.
+    match configuration_problem(fetched, applied) {
+        Some(problem) => {
+            out.push(condition(
+                types::READY,
+                false,
+                problem.reason,
+                problem.message.clone(),
+                now,
+                generation,
+            ));
+            if problem.stalled {
+                out.push(condition(
+                    types::STALLED,
+                    true,
+                    problem.reason,
+                    problem.message,
+                    now,
+                    generation,
+                ));
+            }
+        }
+        None => out.push(condition(
+            types::READY,
             true,
             reasons::READY,
-            "metrics are read and the target can be scaled".to_string(),
-        )
-    };
-    out.push(condition(
-        types::READY,
-        ready,
-        r_reason,
-        r_message,
-        now,
-        generation,
-    ));
+            "the spec, its metrics sources and its target can work (what happens at run time: MetricsAvailable, AbleToScale, ScalingLimited)".to_string(),
+            now,
+            generation,
+        )),
+    }
 
     let old = policy
         .status
@@ -246,6 +261,66 @@ pub fn conditions(
         .map(|s| s.conditions.as_slice())
         .unwrap_or(&[]);
     keep_transition_times(out, old)
+}
+
+/// Why the policy's configuration cannot work now.
+struct ConfigurationProblem {
+    reason: &'static str,
+    message: String,
+    /// Only a change (of the spec, a source, the target's kind) fixes it.
+    stalled: bool,
+}
+
+/// The first configuration problem of this tick: the target (its kind, its
+/// existence), then each metric's source. Transient failures (a read or write
+/// that failed, a query, a circuit) are not configuration problems.
+fn configuration_problem(fetched: &Fetched, applied: &Applied) -> Option<ConfigurationProblem> {
+    let target_error = fetched
+        .current_replicas
+        .as_ref()
+        .err()
+        .or(match &applied.failure {
+            Some(super::apply::Failure::Workload(e)) => Some(e),
+            _ => None,
+        });
+    let pool_error = fetched
+        .current_nodes
+        .as_ref()
+        .and_then(|r| r.as_ref().err());
+    for e in target_error.into_iter().chain(pool_error) {
+        match e.category() {
+            "InvalidTarget" => {
+                return Some(ConfigurationProblem {
+                    reason: "InvalidTarget",
+                    message: e.to_string(),
+                    stalled: true,
+                });
+            }
+            "TargetNotFound" => {
+                return Some(ConfigurationProblem {
+                    reason: reasons::TARGET_NOT_FOUND,
+                    message: e.to_string(),
+                    stalled: false,
+                });
+            }
+            _ => {}
+        }
+    }
+    fetched.metrics.iter().find_map(|m| {
+        let missing = m.missing.as_ref()?;
+        let (reason, stalled) = match missing.cause {
+            MissingCause::SourceNotAllowed => (reasons::SOURCE_NOT_ALLOWED, true),
+            MissingCause::SourceInvalid => (reasons::SOURCE_INVALID, true),
+            // Applied with the policy by the same sync, it may be a moment behind.
+            MissingCause::SourceNotFound => (reasons::SOURCE_NOT_FOUND, false),
+            _ => return None,
+        };
+        Some(ConfigurationProblem {
+            reason,
+            message: missing.message.clone(),
+            stalled,
+        })
+    })
 }
 
 /// `ReplicasOwned`: whether Ballast's replicas stand, or who wrote after it.
@@ -1161,5 +1236,103 @@ spec:
         fetched.replicas_owners = None;
         let conds = super::conditions(&q, &fetched, Some(&d), &Applied::default(), 0);
         assert!(conds.iter().all(|c| c.type_ != types::REPLICAS_OWNED));
+    }
+
+    /// Ready says whether the configuration can work; runtime state has its own
+    /// conditions; Stalled marks what only a change fixes (kstatus: Failed).
+    #[test]
+    fn ready_is_the_configuration_and_stalled_what_only_a_change_fixes() {
+        use crate::metrics::MissingCause;
+        use crate::scale::ScaleError;
+        let p = pool_policy();
+        let (base, d) = pool_tick(&p, 4, 4.0);
+        let look = |p: &CustomScalingPolicy, f: &Fetched| {
+            let conds = super::conditions(p, f, Some(&d), &Applied::default(), 0);
+            let ready = find(&conds, types::READY);
+            let stalled = conds
+                .iter()
+                .find(|c| c.type_ == types::STALLED)
+                .map(|c| (c.status.clone(), c.reason.clone()));
+            (ready.status.clone(), ready.reason.clone(), stalled)
+        };
+        let missing = |cause: MissingCause| {
+            let (mut f, _) = pool_tick(&p, 4, 4.0);
+            f.metrics[0].sample = None;
+            f.metrics[0].missing = Some(Missing {
+                cause,
+                message: format!("{cause:?}"),
+            });
+            f
+        };
+        assert_eq!(
+            look(&p, &base),
+            ("True".into(), reasons::READY.into(), None)
+        );
+        // A metrics outage, a circuit, a fallback: runtime, not configuration.
+        for cause in [
+            MissingCause::QueryFailed,
+            MissingCause::CircuitOpen,
+            MissingCause::NoData,
+        ] {
+            let f = missing(cause);
+            assert_eq!(look(&p, &f).0, "True", "{cause:?}");
+            let conds = super::conditions(&p, &f, Some(&d), &Applied::default(), 0);
+            assert_eq!(find(&conds, types::METRICS_AVAILABLE).status, "False");
+        }
+        // Paused: AbleToScale says so; Ready stays True.
+        let mut paused = p.clone();
+        paused.spec.paused = true;
+        assert_eq!(look(&paused, &base).0, "True");
+        // Configuration that only a change fixes: Ready False and Stalled True.
+        assert_eq!(
+            look(&p, &missing(MissingCause::SourceNotAllowed)),
+            (
+                "False".into(),
+                reasons::SOURCE_NOT_ALLOWED.into(),
+                Some(("True".into(), reasons::SOURCE_NOT_ALLOWED.into()))
+            )
+        );
+        assert_eq!(
+            look(&p, &missing(MissingCause::SourceInvalid))
+                .2
+                .map(|s| s.1),
+            Some(reasons::SOURCE_INVALID.into())
+        );
+        let (mut no_scale, _) = pool_tick(&p, 4, 4.0);
+        no_scale.current_replicas = Err(ScaleError::NoScale {
+            kind: "ConfigMap".into(),
+        });
+        assert_eq!(
+            look(&p, &no_scale),
+            (
+                "False".into(),
+                "InvalidTarget".into(),
+                Some(("True".into(), "InvalidTarget".into()))
+            )
+        );
+        // What may appear by itself (a source or target a sync creates a moment
+        // later): Ready False, not Stalled.
+        assert_eq!(
+            look(&p, &missing(MissingCause::SourceNotFound)),
+            ("False".into(), reasons::SOURCE_NOT_FOUND.into(), None)
+        );
+        let (mut gone, _) = pool_tick(&p, 4, 4.0);
+        gone.current_replicas = Err(ScaleError::NotFound {
+            namespace: "ns".into(),
+            kind: "Deployment".into(),
+            name: "web".into(),
+        });
+        assert_eq!(
+            look(&p, &gone),
+            ("False".into(), reasons::TARGET_NOT_FOUND.into(), None)
+        );
+        // A read that failed for a moment is neither.
+        let (mut flaky, _) = pool_tick(&p, 4, 4.0);
+        flaky.current_replicas = Err(ScaleError::GetScale {
+            kind: "Deployment".into(),
+            name: "web".into(),
+            message: "timeout".into(),
+        });
+        assert_eq!(look(&p, &flaky).0, "True");
     }
 }

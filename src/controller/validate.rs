@@ -2,7 +2,8 @@
 //! break rules CEL cannot see (PromQL, cross-field rules), so the spec is checked
 //! with the validator `ballast lint` and the webhook use, once per generation
 //! (`state::Policies::needs_validation`). An invalid spec is reported on the
-//! policy (`Ready` and `AbleToScale` False, reason `InvalidSpec`) and never ticks
+//! policy (`Ready` and `AbleToScale` False and `Stalled` True, reason
+//! `InvalidSpec`) and never ticks
 //! until the spec changes.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
@@ -35,11 +36,11 @@ pub fn invalid_status(
     let mut status = policy.status.clone().unwrap_or_default();
     status.observed_generation = policy.metadata.generation;
     let message: String = problems.chars().take(MAX_MESSAGE).collect();
-    let conditions = [types::READY, types::ABLE_TO_SCALE]
+    let conditions = [types::READY, types::ABLE_TO_SCALE, types::STALLED]
         .into_iter()
         .map(|t| Condition {
             type_: t.into(),
-            status: "False".into(),
+            status: if t == types::STALLED { "True" } else { "False" }.into(),
             reason: reasons::INVALID_SPEC.into(),
             message: message.clone(),
             observed_generation: policy.metadata.generation,
@@ -108,7 +109,8 @@ spec:
             reasons_,
             [
                 (types::READY, "False", "InvalidSpec"),
-                (types::ABLE_TO_SCALE, "False", "InvalidSpec")
+                (types::ABLE_TO_SCALE, "False", "InvalidSpec"),
+                (types::STALLED, "True", "InvalidSpec")
             ]
         );
         // Stored: the same problem later is not written again.

@@ -65,6 +65,8 @@ pub struct Env {
     pub cert_manager_crds: Option<PathBuf>,
     /// The pinned helm, built by e2e/tool (`HELM`).
     pub helm: Option<PathBuf>,
+    /// The kstatus checker (e2e/controlplane/kstatus), built by e2e/tool (`KSTATUS`).
+    pub kstatus: Option<PathBuf>,
 }
 
 impl Env {
@@ -103,6 +105,7 @@ impl Env {
             prometheus_operator_crds: optional("PROMOP_CRDS").map(PathBuf::from),
             cert_manager_crds: optional("CERTMANAGER_CRDS").map(PathBuf::from),
             helm: optional("HELM").map(PathBuf::from),
+            kstatus: optional("KSTATUS").map(PathBuf::from),
             audit_log: optional("KUBE_AUDIT_LOG").map(PathBuf::from),
             state: optional("BALLAST_E2E_STATE").map(PathBuf::from),
             kubeconfig: var("BALLAST_E2E_KUBECONFIG")?.into(),

@@ -2,7 +2,7 @@
 //! metrics source's URL, set by a kustomize overlay as the README shows), then
 //! every object in examples/ applied as it is (its source's address pointed at
 //! the harness by another overlay), their workloads created, and every policy
-//! evaluated to `Ready=True`.
+//! evaluated: `Ready`, `MetricsAvailable` and `AbleToScale` True.
 //!
 //! The operator runs as a process with the environment of the overlay's rendered
 //! operator container (there is no kubelet here), as deploy/'s ServiceAccount,
@@ -236,13 +236,17 @@ async fn examples_reach_ready(
         let api = Api::<CustomScalingPolicy>::namespaced(s.client.clone(), ns);
         eventually(
             polls(Duration::from_secs(interval), 4),
-            format!("{ns}/{policy} is Ready=True"),
+            format!("{ns}/{policy} is Ready=True with its metrics read"),
             || async {
                 let p = api.get(policy).await?;
                 let conditions = p.status.map(|st| st.conditions).unwrap_or_default();
-                let ready = conditions.iter().find(|c| c.type_ == "Ready");
+                let is_true = |t: &str| {
+                    conditions
+                        .iter()
+                        .any(|c| c.type_ == t && c.status == "True")
+                };
                 anyhow::ensure!(
-                    ready.is_some_and(|c| c.status == "True"),
+                    is_true("Ready") && is_true("MetricsAvailable") && is_true("AbleToScale"),
                     "conditions: {}",
                     conditions
                         .iter()

@@ -13,6 +13,7 @@ mod bounds;
 mod chaos;
 mod evictions;
 mod gitops;
+mod health;
 mod install;
 mod leadership;
 mod nodepool;
@@ -116,6 +117,7 @@ fn all() -> Vec<(&'static str, Body)> {
         "bounds" => bounds::out_of_band_into_bounds,
         "paused" => bounds::paused,
         "replicas-fight" => gitops::replicas_fight,
+        "health" => health::health,
         "gitops-pause" => gitops::gitops_pause,
         "dry-run" => bounds::dry_run,
         "source-not-allowed" => bounds::source_not_allowed,
