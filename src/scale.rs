@@ -229,11 +229,22 @@ impl Scaler {
 
     /// Whether the target object exists in `namespace`.
     pub async fn exists(&self, namespace: &str, target: &TargetRef) -> Result<bool, ScaleError> {
+        Ok(self.metadata(namespace, target).await?.is_some())
+    }
+
+    /// The target object's metadata (managed fields included), `None` when it does
+    /// not exist in `namespace`.
+    pub async fn metadata(
+        &self,
+        namespace: &str,
+        target: &TargetRef,
+    ) -> Result<Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>, ScaleError>
+    {
         let resolved = self.resolve(target).await?;
         self.api(namespace, &resolved)
             .get_metadata_opt(&target.name)
             .await
-            .map(|o| o.is_some())
+            .map(|o| o.map(|o| o.metadata))
             .map_err(|e| ScaleError::GetScale {
                 kind: target.kind.clone(),
                 name: target.name.clone(),

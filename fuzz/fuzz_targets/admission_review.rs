@@ -111,6 +111,13 @@ fn facts(spec: &CustomScalingPolicySpec) -> PolicyFacts {
         scaled_objects: Some(vec![("so".into(), target)]),
         target_kind: KindInfo::NotServed(format!("no kind {:?}", spec.target_ref.kind)),
         target_exists: Some(false),
+        // A manifest applier owning replicas: its warning names the target too.
+        target_replicas_owners: vec![ballast::controller::owners::ReplicasOwner {
+            manager: "argocd-controller".into(),
+            operation: "Apply".into(),
+            subresource: None,
+            time: None,
+        }],
         node_pool_kind: Some(KindInfo::NoScale),
         sources: spec
             .metrics

@@ -89,6 +89,24 @@ pub fn replicas_owners(meta: &ObjectMeta) -> Vec<ReplicasOwner> {
         .collect()
 }
 
+/// Field managers that apply a manifest: client-side `kubectl apply` and Argo CD
+/// (operation `Update`, so known by name), and anything that uses server-side
+/// apply (operation `Apply`: Flux, `kubectl apply --server-side`, Argo CD with
+/// `ServerSideApply=true`).
+const CLIENT_SIDE_APPLIERS: [&str; 3] = ["kubectl-client-side-apply", "argocd-controller", "helm"];
+
+/// The owners of `spec.replicas` that re-apply a manifest (GitOps, `kubectl
+/// apply`, Helm): a manifest that sets replicas will set them again after
+/// Ballast, on every sync. Ballast itself and one-off writers (`kubectl scale`,
+/// `kubectl create`) are left out.
+pub fn appliers(owners: &[ReplicasOwner]) -> Vec<&ReplicasOwner> {
+    owners
+        .iter()
+        .filter(|o| o.manager != FIELD_MANAGER)
+        .filter(|o| o.operation == "Apply" || CLIENT_SIDE_APPLIERS.contains(&o.manager.as_str()))
+        .collect()
+}
+
 /// Who overwrote Ballast's replicas, given when Ballast last wrote them (the
 /// policy's `lastScaleTime`): `None` while Ballast owns them, before it has ever
 /// written them (the creator owns them then, which is no fight yet), or when the
@@ -268,6 +286,52 @@ mod tests {
         // Retargeted: the new workload's creator wrote before Ballast's last write
         // (to the old target).
         assert_eq!(overwritten_by(&owners, at("2026-12-01T11:00:00Z")), None);
+    }
+
+    #[test]
+    fn appliers_are_those_that_re_apply_a_manifest() {
+        let owners = replicas_owners(&meta(vec![
+            entry(
+                "kubectl-create",
+                "Update",
+                None,
+                "2026-12-01T10:00:00Z",
+                replicas(),
+            ),
+            entry(
+                "kubectl",
+                "Update",
+                Some("scale"),
+                "2026-12-01T10:00:00Z",
+                replicas(),
+            ),
+            entry(
+                FIELD_MANAGER,
+                "Update",
+                Some("scale"),
+                "2026-12-01T10:00:00Z",
+                replicas(),
+            ),
+            entry(
+                "kustomize-controller",
+                "Apply",
+                None,
+                "2026-12-01T10:00:00Z",
+                replicas(),
+            ),
+            entry(
+                "kubectl-client-side-apply",
+                "Update",
+                None,
+                "2026-12-01T10:00:00Z",
+                replicas(),
+            ),
+        ]));
+        let names: Vec<&str> = appliers(&owners)
+            .iter()
+            .map(|o| o.manager.as_str())
+            .collect();
+        assert_eq!(names, ["kustomize-controller", "kubectl-client-side-apply"]);
     }
 
     #[test]

@@ -94,6 +94,8 @@ pub struct PolicyFacts {
     pub target_kind: KindInfo,
     /// Whether the target object exists (policies may be applied before it).
     pub target_exists: Option<bool>,
+    /// Who owns the target's `spec.replicas` (its managedFields), when it exists.
+    pub target_replicas_owners: Vec<crate::controller::owners::ReplicasOwner>,
     pub node_pool_kind: Option<KindInfo>,
     /// Every source the policy names: `None` when it does not exist.
     pub sources: BTreeMap<String, Option<ClusterMetricsSourceSpec>>,
@@ -252,6 +254,14 @@ pub fn check_cluster(
         ));
     }
 
+    // A manifest that keeps replicas will put them back after every Ballast write.
+    for applier in crate::controller::owners::appliers(&facts.target_replicas_owners) {
+        verdict.warnings.push(format!(
+            "spec.targetRef: {shown}'s spec.replicas is owned by {}, which applies a manifest that sets it: every sync will undo Ballast's replicas; leave replicas out of that manifest or have the tool ignore the field (docs/gitops.md, \"Leave replicas to Ballast\")",
+            applier.describe()
+        ));
+    }
+
     if let (Some(pool), Some(kind)) = (&spec.node_pool, &facts.node_pool_kind) {
         let no_scale = pool.replicas_path.is_none().then_some(
             "; set spec.nodePool.replicasPath to the field that holds its replica count",
@@ -342,6 +352,7 @@ mod tests {
             scaled_objects: None,
             target_kind: KindInfo::Scalable,
             target_exists: Some(true),
+            target_replicas_owners: vec![],
             node_pool_kind: Some(KindInfo::Scalable),
             sources: BTreeMap::new(),
         }
@@ -466,6 +477,31 @@ mod tests {
         f.node_pool_kind = Some(KindInfo::Scalable);
         let v = check_cluster("shop", &mine, &f);
         assert!(v.allowed() && v.warnings.len() == 1, "{v:?}");
+    }
+
+    #[test]
+    fn a_target_whose_replicas_a_manifest_sets_is_a_warning() {
+        use crate::controller::owners::ReplicasOwner;
+        let mut f = facts();
+        let owner = |manager: &str, operation: &str| ReplicasOwner {
+            manager: manager.into(),
+            operation: operation.into(),
+            subresource: None,
+            time: None,
+        };
+        f.target_replicas_owners = vec![owner("kubectl-create", "Update")];
+        let mine = spec(&policy("cache", None, None));
+        assert!(check_cluster("shop", &mine, &f).warnings.is_empty());
+        f.target_replicas_owners
+            .push(owner("argocd-controller", "Apply"));
+        let v = check_cluster("shop", &mine, &f);
+        assert!(v.allowed(), "a warning, not a denial: {v:?}");
+        assert_eq!(v.warnings.len(), 1, "{v:?}");
+        assert!(
+            v.warnings[0].contains("owned by argocd-controller (server-side apply)")
+                && v.warnings[0].contains("docs/gitops.md"),
+            "{v:?}"
+        );
     }
 
     #[test]

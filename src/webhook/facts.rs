@@ -177,12 +177,17 @@ impl FactFinder {
             self.sources(spec),
             self.kind(&spec.target_ref),
         );
-        let target_exists = match target_kind {
+        let target = match target_kind {
             KindInfo::Scalable | KindInfo::NoScale => {
-                self.scaler.exists(namespace, &spec.target_ref).await.ok()
+                self.scaler.metadata(namespace, &spec.target_ref).await.ok()
             }
             _ => None,
         };
+        let target_exists = target.as_ref().map(Option::is_some);
+        let target_replicas_owners = target
+            .flatten()
+            .map(|meta| crate::controller::owners::replicas_owners(&meta))
+            .unwrap_or_default();
         let node_pool_kind = match &spec.node_pool {
             Some(pool) => Some(self.kind(&pool.target_ref).await),
             None => None,
@@ -193,6 +198,7 @@ impl FactFinder {
             scaled_objects: scaled_objects?,
             target_kind,
             target_exists,
+            target_replicas_owners,
             node_pool_kind,
             sources: sources?,
         })

@@ -51,18 +51,35 @@ async fn sync_replicas(
 pub async fn replicas_fight(s: &mut Scenario) -> anyhow::Result<()> {
     s.operator("op").await?;
     s.deployment("web", 1).await?;
-    s.policy(
-        "web",
-        json!({
+    // Git's manifest sets replicas: the admission webhook warns when the policy
+    // is created (kubectl shows admission warnings).
+    sync_replicas(s, "web", "argocd-controller", 1).await?;
+    let policy = json!({
+        "apiVersion": "autoscaling.ballast.dev/v1alpha1", "kind": "CustomScalingPolicy",
+        "metadata": {"name": "web"},
+        "spec": {
             "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
             "minReplicas": 1, "maxReplicas": 10, "pollInterval": "2s",
             "metrics": [{"name": "demand", "query": "vector(6)", "target": {"type": "AverageValue", "averageValue": "1"}}],
             "behavior": {"scaleUp": {"stabilizationWindowSeconds": 0, "policies": [
                 {"type": "Pods", "value": UP_PODS, "periodSeconds": UP_PERIOD.as_secs()}
             ]}}
-        }),
-    )
-    .await?;
+        }
+    });
+    let (ok, out) = s
+        .kubectl(&["apply", "-f", "-"], Some(&policy.to_string()))
+        .await?;
+    anyhow::ensure!(ok, "kubectl apply of the policy: {out}");
+    anyhow::ensure!(
+        out.contains("spec.replicas is owned by argocd-controller"),
+        "no admission warning about the replicas' owner: {out}"
+    );
+    s.say(format!(
+        "admission: {}",
+        out.lines()
+            .find(|l| l.contains("is owned by"))
+            .unwrap_or_default()
+    ));
     // Ballast has written replicas (and owns them) before the fight starts.
     eventually(
         polls(POLL, 4) + UP_PERIOD,

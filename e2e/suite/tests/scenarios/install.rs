@@ -262,3 +262,193 @@ async fn examples_reach_ready(
     }
     Ok(())
 }
+
+/// The README's CRD upgrade on a cluster that has the previous CRDs with objects
+/// in them: `ballast crd | kubectl apply --server-side --force-conflicts -f -`.
+/// The previous CRDs (tests/fixtures/crds-previous/, from before
+/// `nodePool.capReplicas`) are installed as a kustomize user would have
+/// (client-side `kubectl apply`), a source and a policy stored under them; after
+/// the upgrade they are still there and read as the current types, a field only
+/// the new schema has is kept (the old one pruned it), and an operator evaluates
+/// the policy. It replaces the cluster's CRDs, so it runs alone; the upgrade
+/// leaves the current ones in place.
+pub async fn crd_upgrade(s: &mut Scenario) -> anyhow::Result<()> {
+    let previous = s.env.repo.join("tests/fixtures/crds-previous");
+    let (ok, out) = s
+        .kubectl_anywhere(
+            &[
+                "apply",
+                "-f",
+                &previous
+                    .join("customscalingpolicies.yaml")
+                    .display()
+                    .to_string(),
+                "-f",
+                &previous
+                    .join("clustermetricssources.yaml")
+                    .display()
+                    .to_string(),
+            ],
+            None,
+        )
+        .await?;
+    anyhow::ensure!(ok, "installing the previous CRDs: {out}");
+    crds_established(s).await?;
+    s.say("the previous CRDs are installed");
+
+    s.deployment("web", 1).await?;
+    s.deployment("pool", 1).await?;
+    let ns = s.ns.clone();
+    // Written as the previous release's users wrote it: raw, not from today's type
+    // (whose defaults name fields the previous schema does not have).
+    let source = format!("{ns}-prev");
+    apply_json(
+        s,
+        &serde_json::json!({
+            "apiVersion": "autoscaling.ballast.dev/v1alpha1", "kind": "ClusterMetricsSource",
+            "metadata": {"name": source},
+            "spec": {"address": s.env.prometheus_url, "allowedNamespaces": [ns]}
+        }),
+    )
+    .await?;
+    let outcome = crd_upgrade_steps(s, &ns, &source).await;
+    let _ = s
+        .kubectl_anywhere(
+            &["delete", "clustermetricssource", &source, "--wait=false"],
+            None,
+        )
+        .await;
+    // Whatever happened, the scenarios after this one get today's CRDs back.
+    let crds = s.env.repo.join("crds").display().to_string();
+    let (ok, out) = s
+        .kubectl_anywhere(
+            &["apply", "--server-side", "--force-conflicts", "-f", &crds],
+            None,
+        )
+        .await?;
+    anyhow::ensure!(ok, "restoring crds/: {out}");
+    crds_established(s).await?;
+    outcome
+}
+
+async fn crd_upgrade_steps(s: &mut Scenario, ns: &str, source: &str) -> anyhow::Result<()> {
+    use ballast::api::{ClusterMetricsSource, CustomScalingPolicy};
+    let policy = serde_json::json!({
+        "apiVersion": "autoscaling.ballast.dev/v1alpha1", "kind": "CustomScalingPolicy",
+        "metadata": {"name": "web", "namespace": ns},
+        "spec": {
+            "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+            "minReplicas": 1, "maxReplicas": 4, "pollInterval": "2s",
+            "metrics": [{"name": "demand", "source": source, "query": "vector(2)", "target": {"type": "AverageValue", "averageValue": "1"}}],
+            "nodePool": {"targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "pool"}, "podsPerNode": 2, "maxNodes": 3, "capReplicas": true}
+        }
+    });
+    // Stored under the previous schema, without the field it does not have; with
+    // it, refused (kubectl's strict field validation): proof of the old schema.
+    let mut previous_policy = policy.clone();
+    if let Some(pool) = previous_policy["spec"]["nodePool"].as_object_mut() {
+        pool.remove("capReplicas");
+    }
+    apply_json(s, &previous_policy).await?;
+    let refused = apply_json(s, &policy).await;
+    anyhow::ensure!(
+        refused
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("capReplicas")),
+        "the previous CRD took nodePool.capReplicas: it is not the previous schema ({refused:?})"
+    );
+
+    // The upgrade, as the README says.
+    let (code, crds) = s.ballast(&["crd"]).await?;
+    anyhow::ensure!(code == 0, "ballast crd: {crds}");
+    let (ok, out) = s
+        .kubectl_anywhere(
+            &["apply", "--server-side", "--force-conflicts", "-f", "-"],
+            Some(&crds),
+        )
+        .await?;
+    anyhow::ensure!(
+        ok,
+        "ballast crd | kubectl apply --server-side --force-conflicts -f -: {out}"
+    );
+    s.say(format!("upgrade: {}", out.replace('\n', "; ")));
+    crds_established(s).await?;
+
+    // The stored objects are there and read as the current types.
+    let read = Api::<CustomScalingPolicy>::namespaced(s.client.clone(), &s.ns)
+        .get("web")
+        .await
+        .context("the policy after the upgrade, as the current type")?;
+    anyhow::ensure!(
+        read.spec.node_pool.is_some(),
+        "the policy lost its node pool"
+    );
+    Api::<ClusterMetricsSource>::all(s.client.clone())
+        .get(source)
+        .await
+        .context("the source after the upgrade, as the current type")?;
+    // A field only the new schema has is kept now.
+    apply_json(s, &policy).await?;
+    anyhow::ensure!(
+        capped(s).await?,
+        "nodePool.capReplicas is still pruned after the upgrade"
+    );
+    // And the operator evaluates the upgraded object.
+    s.operator("op").await?;
+    eventually(
+        polls(Duration::from_secs(2), 4),
+        "the upgraded policy is evaluated",
+        || async {
+            s.condition_is("web", "Ready", "True/Ready").await?;
+            s.condition_is("web", "MetricsAvailable", "True/ValidMetricsFound")
+                .await?;
+            Ok(())
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+async fn crds_established(s: &Scenario) -> anyhow::Result<()> {
+    let (ok, out) = s
+        .kubectl_anywhere(
+            &[
+                "wait",
+                "--for",
+                "condition=established",
+                "--timeout=30s",
+                "crd/customscalingpolicies.autoscaling.ballast.dev",
+                "crd/clustermetricssources.autoscaling.ballast.dev",
+            ],
+            None,
+        )
+        .await?;
+    anyhow::ensure!(ok, "the CRDs are not established: {out}");
+    Ok(())
+}
+
+async fn apply_json(s: &Scenario, value: &serde_json::Value) -> anyhow::Result<()> {
+    let (ok, out) = s
+        .kubectl_anywhere(&["apply", "-f", "-"], Some(&value.to_string()))
+        .await?;
+    anyhow::ensure!(ok, "kubectl apply: {out}");
+    Ok(())
+}
+
+/// Whether the stored policy `web` kept `spec.nodePool.capReplicas: true`.
+async fn capped(s: &Scenario) -> anyhow::Result<bool> {
+    let (ok, out) = s
+        .kubectl(
+            &[
+                "get",
+                "customscalingpolicy",
+                "web",
+                "-o",
+                "jsonpath={.spec.nodePool.capReplicas}",
+            ],
+            None,
+        )
+        .await?;
+    anyhow::ensure!(ok, "{out}");
+    Ok(out == "true")
+}

@@ -48,10 +48,11 @@ macro_rules! scenarios {
 
 /// Scenarios that restart or freeze the control plane, or run an operator that
 /// watches every namespace: each runs alone, with no other scenario in flight.
-const ALONE: [&str; 3] = [
+const ALONE: [&str; 4] = [
     "chaos-apiserver-restart",
     "shared-source-errors",
     "default-install",
+    "crd-upgrade",
 ];
 
 /// Held for reading by every scenario, for writing by those in [`ALONE`].
@@ -94,6 +95,7 @@ fn all() -> Vec<(&'static str, Body)> {
         "chaos-apiserver-restart" => chaos::apiserver_restart,
         "shared-source-errors" => oncall::shared_source_errors,
         "default-install" => install::default_install,
+        "crd-upgrade" => install::crd_upgrade,
         "chaos-broken-prometheus" => chaos::broken_prometheus,
         "chaos-prometheus-killed" => chaos::prometheus_killed,
         "chaos-leader-killed" => chaos::leader_killed,
