@@ -419,4 +419,8 @@ pub struct NodePoolStatus {
     /// `maxNodes` while the pool is held there (`NodePoolAtMax`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub needed_nodes: Option<u32>,
+    /// When Ballast last changed the node pool's replicas (a write by another
+    /// field manager after it is a replicas fight: `ReplicasOwned`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_scale_time: Option<Time>,
 }

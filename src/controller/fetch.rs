@@ -49,6 +49,10 @@ pub struct Fetched {
     pub pod_requests: Option<PodRequests>,
     /// Who owns the target's `spec.replicas` (`None`: not known for its kind).
     pub replicas_owners: Option<Vec<ReplicasOwner>>,
+    /// Who owns the node pool's `spec.replicas`: read once Ballast has written the
+    /// pool (`status.nodePool.lastScaleTime`), from the caches or a metadata GET;
+    /// `None` before that, for a `replicasPath` pool, or when the read failed.
+    pub pool_replicas_owners: Option<Vec<ReplicasOwner>>,
 }
 
 pub async fn fetch(
@@ -64,6 +68,28 @@ pub async fn fetch(
     for metric in &spec.metrics {
         metrics.push(read_metric(ctx, namespace, metric, now).await);
     }
+    let pool_replicas_owners = match &spec.node_pool {
+        Some(pool)
+            if pool.replicas_path.is_none()
+                && policy
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.node_pool.as_ref())
+                    .is_some_and(|p| p.last_scale_time.is_some()) =>
+        {
+            match ctx.scaler.replicas_owners(namespace, &pool.target_ref) {
+                Some(owners) => Some(owners),
+                None => ctx
+                    .scaler
+                    .metadata(namespace, &pool.target_ref)
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|meta| super::owners::replicas_owners(&meta)),
+            }
+        }
+        _ => None,
+    };
     let (current_nodes, pod_requests) = match &spec.node_pool {
         Some(pool) => {
             let nodes = ctx
@@ -80,6 +106,7 @@ pub async fn fetch(
         None => (None, None),
     };
     Fetched {
+        pool_replicas_owners,
         replicas_owners: ctx.scaler.replicas_owners(namespace, &spec.target_ref),
         current_replicas,
         metrics,

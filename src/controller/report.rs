@@ -206,9 +206,8 @@ pub fn conditions(
         ));
     }
 
-    // ReplicasOwned: for targets whose managed fields the watch caches hold.
-    if let Some(owners) = &fetched.replicas_owners {
-        let (ok, reason, message) = replicas_owned(policy, owners, applied, now);
+    // ReplicasOwned: for targets whose owners are known.
+    if let Some((ok, reason, message)) = replicas_owned(policy, fetched, applied, now) {
         out.push(condition(
             types::REPLICAS_OWNED,
             ok,
@@ -328,11 +327,11 @@ fn configuration_problem(fetched: &Fetched, applied: &Applied) -> Option<Configu
 /// condition (and its Warning Event) says that something undoes its writes.
 fn replicas_owned(
     policy: &CustomScalingPolicy,
-    owners: &[ReplicasOwner],
+    fetched: &Fetched,
     applied: &Applied,
     now: i64,
-) -> (bool, &'static str, String) {
-    let seen = replicas_owned_now(policy, owners, applied);
+) -> Option<(bool, &'static str, String)> {
+    let seen = replicas_owned_now(policy, fetched, applied)?;
     // A fight goes on through Ballast's own writes between the other writer's:
     // once False, the condition stays False (with its message) until it has been
     // False for FIGHT_QUIET and Ballast's replicas stand again. So a sync that
@@ -347,34 +346,65 @@ fn replicas_owned(
         && prev.reason == reasons::REPLICAS_OVERWRITTEN
         && now - prev.last_transition_time.0.as_millisecond() < FIGHT_QUIET_MS
     {
-        return (false, reasons::REPLICAS_OVERWRITTEN, prev.message.clone());
+        return Some((false, reasons::REPLICAS_OVERWRITTEN, prev.message.clone()));
     }
-    seen
+    Some(seen)
 }
 
 /// How long `ReplicasOwned` stays False after a fight starts (see [`replicas_owned`]).
 pub const FIGHT_QUIET_MS: i64 = 5 * 60 * 1000;
 
-/// `ReplicasOwned` from this tick's facts alone.
+/// `ReplicasOwned` from this tick's facts alone: the workload's and, once Ballast
+/// has written it, the node pool's; a fight on either makes it False. `None`
+/// when neither's owners are known.
 fn replicas_owned_now(
     policy: &CustomScalingPolicy,
-    owners: &[ReplicasOwner],
+    fetched: &Fetched,
     applied: &Applied,
+) -> Option<(bool, &'static str, String)> {
+    let status = policy.status.as_ref();
+    let workload = fetched.replicas_owners.as_ref().map(|owners| {
+        owned(
+            &policy.spec.target_ref,
+            owners,
+            applied.replicas.is_some(),
+            status.and_then(|s| s.last_scale_time.as_ref()).map(|t| t.0),
+        )
+    });
+    let pool = match (&policy.spec.node_pool, &fetched.pool_replicas_owners) {
+        (Some(pool), Some(owners)) => Some(owned(
+            &pool.target_ref,
+            owners,
+            applied.nodes.is_some(),
+            status
+                .and_then(|s| s.node_pool.as_ref())
+                .and_then(|p| p.last_scale_time.as_ref())
+                .map(|t| t.0),
+        )),
+        _ => None,
+    };
+    match (workload, pool) {
+        (_, Some(p)) if !p.0 => Some(p),
+        (Some(w), _) => Some(w),
+        (None, p) => p,
+    }
+}
+
+/// One target's `ReplicasOwned`: `wrote` this tick, `last_write` before.
+fn owned(
+    target: &crate::api::TargetRef,
+    owners: &[ReplicasOwner],
+    wrote: bool,
+    last_write: Option<jiff::Timestamp>,
 ) -> (bool, &'static str, String) {
-    let target = &policy.spec.target_ref;
     let field = format!("spec.replicas of {}/{}", target.kind, target.name);
-    if applied.replicas.is_some() {
+    if wrote {
         return (
             true,
             reasons::OWNED_BY_BALLAST,
             format!("Ballast wrote {field} (field manager {FIELD_MANAGER})"),
         );
     }
-    let last_write = policy
-        .status
-        .as_ref()
-        .and_then(|s| s.last_scale_time.as_ref())
-        .map(|t| t.0);
     if let Some(by) = overwritten_by(owners, last_write) {
         return (
             false,
@@ -448,6 +478,13 @@ pub fn status(
             .filter(|n| n.reason != Reason::Paused)
             .map(|n| n.at_max.as_ref().map_or(n.needed, |a| a.wanted))
             .or(old.node_pool.as_ref().and_then(|p| p.needed_nodes)),
+        last_scale_time: if applied.nodes.is_some() {
+            ts(now)
+        } else {
+            old.node_pool
+                .as_ref()
+                .and_then(|p| p.last_scale_time.clone())
+        },
     });
     CustomScalingPolicyStatus {
         observed_generation: policy.metadata.generation,
@@ -642,11 +679,10 @@ pub fn events(
     }
     // The replicas fight: once per stretch (when the condition turns False), not
     // while paused or under dryRun, when writes by others are expected.
-    if let Some(owners) = &fetched.replicas_owners
-        && !policy.spec.paused
+    if !policy.spec.paused
         && !policy.spec.dry_run
+        && let Some((ok, reason, message)) = replicas_owned(policy, fetched, applied, now)
     {
-        let (ok, reason, message) = replicas_owned(policy, owners, applied, now);
         let was_owned = policy
             .status
             .as_ref()
@@ -1027,6 +1063,7 @@ spec:
             current_nodes: Some(Ok(2)),
             pod_requests: None,
             replicas_owners: None,
+            pool_replicas_owners: None,
         };
         let decision = crate::engine::decide(&crate::engine::Input {
             spec: &policy.spec,
@@ -1334,5 +1371,51 @@ spec:
             message: "timeout".into(),
         });
         assert_eq!(look(&p, &flaky).0, "True");
+    }
+
+    #[test]
+    fn a_node_pool_written_by_another_manager_after_ballast_is_a_fight_too() {
+        let mut p = pool_policy();
+        let (mut fetched, d) = pool_tick(&p, 4, 4.0);
+        // The workload is fine; Ballast scaled the pool at 10:00.
+        fetched.replicas_owners = Some(vec![owner(FIELD_MANAGER, "2026-12-01T09:00:00Z")]);
+        let mut st = p.status.clone().unwrap_or_default();
+        st.last_scale_time = Some(Time("2026-12-01T09:00:00Z".parse().expect("time")));
+        st.node_pool = Some(crate::api::NodePoolStatus {
+            last_scale_time: Some(Time("2026-12-01T10:00:00Z".parse().expect("time"))),
+            ..Default::default()
+        });
+        p.status = Some(st);
+        fetched.pool_replicas_owners =
+            Some(vec![owner("kustomize-controller", "2026-12-01T10:02:00Z")]);
+        let conds = super::conditions(&p, &fetched, Some(&d), &Applied::default(), 0);
+        let c = find(&conds, types::REPLICAS_OWNED);
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", reasons::REPLICAS_OVERWRITTEN)
+        );
+        assert!(
+            c.message.contains("MachineDeployment/pool")
+                && c.message.contains("kustomize-controller"),
+            "{}",
+            c.message
+        );
+        // The tick that writes the pool records when, for the next.
+        let wrote = Applied {
+            nodes: Some((Some(2), 3)),
+            ..Applied::default()
+        };
+        let status = super::status(&p, &fetched, Some(&d), &wrote, None, 1_000);
+        assert_eq!(
+            status
+                .node_pool
+                .and_then(|n| n.last_scale_time)
+                .map(|t| t.0.as_millisecond()),
+            Some(1_000)
+        );
+        // Ballast owning the pool again: no fight.
+        fetched.pool_replicas_owners = Some(vec![owner(FIELD_MANAGER, "2026-12-01T10:03:00Z")]);
+        let conds = super::conditions(&p, &fetched, Some(&d), &Applied::default(), 0);
+        assert_eq!(find(&conds, types::REPLICAS_OWNED).status, "True");
     }
 }

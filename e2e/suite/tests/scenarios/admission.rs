@@ -527,10 +527,8 @@ async fn install_crds(
     Ok(())
 }
 
-/// deploy/ as a platform team installs it, checked by the real API server
-/// (server-side dry run) against the real schemas, the Prometheus Operator's CRDs
-/// included; then the examples, for real and through the webhook.
-pub async fn deploy_dry_run(s: &mut Scenario) -> anyhow::Result<()> {
+/// The ServiceMonitor and PrometheusRule CRDs deploy/ and the chart use.
+async fn install_prometheus_operator_crds(s: &Scenario) -> anyhow::Result<()> {
     install_crds(
         s,
         s.env.prometheus_operator_crds.as_deref(),
@@ -540,7 +538,14 @@ pub async fn deploy_dry_run(s: &mut Scenario) -> anyhow::Result<()> {
             "crd/prometheusrules.monitoring.coreos.com",
         ],
     )
-    .await?;
+    .await
+}
+
+/// deploy/ as a platform team installs it, checked by the real API server
+/// (server-side dry run) against the real schemas, the Prometheus Operator's CRDs
+/// included; then the examples, for real and through the webhook.
+pub async fn deploy_dry_run(s: &mut Scenario) -> anyhow::Result<()> {
+    install_prometheus_operator_crds(s).await?;
     let deploy = s.env.repo.join("deploy");
     let (ok, out) = s
         .kubectl_anywhere(
@@ -604,16 +609,7 @@ pub async fn deploy_dry_run(s: &mut Scenario) -> anyhow::Result<()> {
 /// accepted by the real API server in a server-side dry run, against the real
 /// schemas of the Prometheus Operator's and cert-manager's CRDs.
 pub async fn chart_dry_run(s: &mut Scenario) -> anyhow::Result<()> {
-    install_crds(
-        s,
-        s.env.prometheus_operator_crds.as_deref(),
-        "PROMOP_CRDS",
-        &[
-            "crd/servicemonitors.monitoring.coreos.com",
-            "crd/prometheusrules.monitoring.coreos.com",
-        ],
-    )
-    .await?;
+    install_prometheus_operator_crds(s).await?;
     install_crds(
         s,
         s.env.cert_manager_crds.as_deref(),

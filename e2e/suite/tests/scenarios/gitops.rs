@@ -243,21 +243,7 @@ pub async fn gitops_pause(s: &mut Scenario) -> anyhow::Result<()> {
     ] {
         let (ok, out) = s.kubectl_anywhere(&args, Some(&manifest)).await?;
         anyhow::ensure!(ok, "{how}: {out}");
-        let (ok, out) = s
-            .kubectl(
-                &[
-                    "patch",
-                    "customscalingpolicy",
-                    "app",
-                    "--type",
-                    "merge",
-                    "-p",
-                    r#"{"spec":{"paused":true}}"#,
-                ],
-                None,
-            )
-            .await?;
-        anyhow::ensure!(ok, "kubectl patch paused: {out}");
+        set_paused(s, true).await?;
         // The next sync of the same manifest.
         let (ok, out) = s.kubectl_anywhere(&args, Some(&manifest)).await?;
         anyhow::ensure!(ok, "{how}, again: {out}");
@@ -271,21 +257,28 @@ pub async fn gitops_pause(s: &mut Scenario) -> anyhow::Result<()> {
         })
         .await?;
         s.say(format!("{how}: paused: true survives the sync"));
-        let (ok, out) = s
-            .kubectl(
-                &[
-                    "patch",
-                    "customscalingpolicy",
-                    "app",
-                    "--type",
-                    "merge",
-                    "-p",
-                    r#"{"spec":{"paused":false}}"#,
-                ],
-                None,
-            )
-            .await?;
-        anyhow::ensure!(ok, "kubectl patch unpause: {out}");
+        set_paused(s, false).await?;
     }
+    Ok(())
+}
+
+/// `kubectl patch` of `spec.paused`, as a person does during an incident.
+async fn set_paused(s: &Scenario, paused: bool) -> anyhow::Result<()> {
+    let patch = json!({"spec": {"paused": paused}}).to_string();
+    let (ok, out) = s
+        .kubectl(
+            &[
+                "patch",
+                "customscalingpolicy",
+                "app",
+                "--type",
+                "merge",
+                "-p",
+                &patch,
+            ],
+            None,
+        )
+        .await?;
+    anyhow::ensure!(ok, "kubectl patch paused={paused}: {out}");
     Ok(())
 }
