@@ -144,6 +144,45 @@ pub async fn node_pool(s: &mut Scenario) -> anyhow::Result<()> {
     .await?;
     s.condition_is("web", "NodePoolReady", "True/DesiredWithinRange")
         .await?;
+    // Ballast wrote the workload and the pool; it owns both replicas fields.
+    let status = s.status("web").await?;
+    anyhow::ensure!(
+        status
+            .node_pool
+            .as_ref()
+            .and_then(|p| p.last_scale_time.as_ref())
+            .is_some(),
+        "status.nodePool.lastScaleTime is not set after the pool was scaled: {status:?}"
+    );
+    eventually(polls(POLL, 2), "ReplicasOwned True", || {
+        s.condition_is("web", "ReplicasOwned", "True/OwnedByBallast")
+    })
+    .await?;
+    // Someone scales the MachineDeployment by hand: the pool's fight is named.
+    let (ok, out) = s
+        .kubectl(
+            &["scale", "machinedeployment", "pool", "--replicas=6"],
+            None,
+        )
+        .await?;
+    anyhow::ensure!(ok, "kubectl scale machinedeployment: {out}");
+    let c = eventually(
+        polls(POLL, 2),
+        "ReplicasOwned False naming kubectl",
+        || async {
+            let c = s
+                .condition_is("web", "ReplicasOwned", "False/ReplicasOverwritten")
+                .await?;
+            anyhow::ensure!(
+                c.message.contains("MachineDeployment/pool") && c.message.contains("kubectl"),
+                "{}",
+                c.message
+            );
+            Ok(c)
+        },
+    )
+    .await?;
+    s.say(format!("pool overwritten: {}", c.message));
 
     // Down: demand drops to 1 replica; the pool follows only after the delay.
     s.patch_policy("web", json!({"metrics": demand(1)})).await?;
