@@ -13,10 +13,9 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
 use serde_json::{Value, json};
+use support::root;
 
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+mod support;
 
 fn fixture(name: &str) -> Value {
     let path = root().join(format!("tests/fixtures/argocd/{name}.json"));
@@ -54,19 +53,7 @@ fn argo(obj: &Value) -> (String, String) {
 
 fn kstatus_tool() -> &'static Path {
     static TOOL: OnceLock<PathBuf> = OnceLock::new();
-    TOOL.get_or_init(|| {
-        let out = Command::new(root().join("e2e/tool"))
-            .arg("e2e/controlplane/kstatus")
-            .current_dir(root())
-            .output()
-            .expect("e2e/tool runs");
-        assert!(
-            out.status.success(),
-            "building the kstatus checker: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        PathBuf::from(String::from_utf8(out.stdout).expect("UTF-8").trim())
-    })
+    TOOL.get_or_init(|| support::go_tool("e2e/controlplane/kstatus"))
 }
 
 fn kstatus(obj: &Value) -> String {

@@ -13,27 +13,14 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use serde_yaml::Value;
+use support::root;
 
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+mod support;
 
 /// The pinned helm (built once per pin set, then reused by every test).
 fn helm() -> &'static Path {
     static HELM: OnceLock<PathBuf> = OnceLock::new();
-    HELM.get_or_init(|| {
-        let out = Command::new(root().join("e2e/tool"))
-            .arg("e2e/controlplane/helm")
-            .current_dir(root())
-            .output()
-            .expect("e2e/tool runs");
-        assert!(
-            out.status.success(),
-            "building helm with e2e/tool failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        PathBuf::from(String::from_utf8(out.stdout).expect("a UTF-8 path").trim())
-    })
+    HELM.get_or_init(|| support::go_tool("e2e/controlplane/helm"))
 }
 
 fn run(program: &Path, args: &[&str]) -> (bool, String, String) {
