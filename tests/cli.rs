@@ -478,3 +478,101 @@ fn simulate_refuses_a_prometheus_range_too_long_for_its_step() {
         text(&out.stderr)
     );
 }
+
+fn ballast_stdin(args: &[&str], input: &str) -> Output {
+    use std::io::Write as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ballast"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the ballast binary runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write stdin");
+    child.wait_with_output().expect("wait")
+}
+
+/// `kustomize build . | ballast lint -`: stdin as a file named `<stdin>`.
+#[test]
+fn lint_reads_stdin() {
+    let good = fs::read_to_string("examples/queue-lag/policy.yaml").expect("example");
+    let out = ballast_stdin(&["lint", "-"], &good);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("checked 1 objects"),
+        "{}",
+        text(&out.stderr)
+    );
+    let bad =
+        fs::read_to_string("tests/fixtures/invalid/min-greater-than-max.yaml").expect("fixture");
+    let out = ballast_stdin(&["lint", "-"], &bad);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stdout).starts_with("<stdin> (document 1)"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+/// A run that checked nothing is an error (exit 2), unless `--allow-empty`: an
+/// empty directory, a glob the shell left unexpanded, stdin without our kinds.
+#[test]
+fn lint_with_nothing_to_check_fails_unless_allowed() {
+    let empty = tempfile::tempdir().expect("temp dir");
+    let dir = empty.path().to_str().expect("utf-8 path");
+    let out = ballast(&["lint", dir]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("nothing to check"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        ballast(&["lint", "--allow-empty", dir]).status.code(),
+        Some(0)
+    );
+    let out = ballast(&["lint", "policies/*.yaml"]);
+    assert_eq!(out.status.code(), Some(2), "a path that does not exist");
+    assert!(
+        text(&out.stderr).contains("policies/*.yaml"),
+        "{}",
+        text(&out.stderr)
+    );
+    let other = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n";
+    assert_eq!(ballast_stdin(&["lint", "-"], other).status.code(), Some(2));
+}
+
+#[test]
+fn lint_help_documents_exit_codes_and_examples() {
+    let out = ballast(&["lint", "--help"]);
+    let help = text(&out.stdout);
+    for needle in [
+        "Exit codes: 0",
+        "1 findings",
+        "2 a usage or I/O error",
+        "ballast lint -",
+        "--allow-empty",
+    ] {
+        assert!(help.contains(needle), "no {needle:?} in:\n{help}");
+    }
+}
+
+/// A rule whose message names its field (CEL's do) is not prefixed twice.
+#[test]
+fn lint_does_not_repeat_a_fields_prefix() {
+    let source = "apiVersion: autoscaling.ballast.dev/v1alpha1\nkind: ClusterMetricsSource\nmetadata: {name: both}\nspec:\n  address: http://p:9090\n  allowedNamespaces: [a]\n  auth:\n    bearerToken: {name: s, namespace: ballast-system, key: t}\n    basic: {name: s, namespace: ballast-system}\n";
+    let out = ballast_stdin(&["lint", "-"], source);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout.contains("error: spec.auth: set exactly one of bearerToken or basic"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("spec.auth: spec.auth"), "{stdout}");
+}

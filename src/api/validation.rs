@@ -59,7 +59,14 @@ impl Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}: {}", self.severity, self.field, self.message)
+        // A message that already starts with its field (CEL rules name theirs) is
+        // not prefixed twice.
+        match self.message.strip_prefix(self.field.as_str()) {
+            Some(rest) if !self.field.is_empty() && rest.starts_with(": ") => {
+                write!(f, "{}: {}", self.severity, self.message)
+            }
+            _ => write!(f, "{}: {}: {}", self.severity, self.field, self.message),
+        }
     }
 }
 

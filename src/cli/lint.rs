@@ -1,6 +1,7 @@
 //! `ballast lint`: check policy files offline, for GitOps CI. Multi-document YAML,
-//! directories searched for `*.yaml`/`*.yml`, objects of other kinds skipped. Each
-//! problem is printed as `file: Kind/name: severity: field: message`.
+//! directories searched for `*.yaml`/`*.yml`, `-` for stdin, objects of other
+//! kinds skipped. Each problem is printed as `file: Kind/name: severity: field:
+//! message`. Exit 0 clean, 1 findings, 2 usage or I/O errors or nothing checked.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -12,13 +13,29 @@ use super::LintArgs;
 use crate::api::documents::{Document, lint_document, parse_documents};
 use crate::api::validation::Severity;
 
-/// The YAML documents of a file, empty documents skipped.
+/// The YAML documents of a file (`-`: stdin), empty documents skipped.
 pub fn read_documents(path: &Path) -> anyhow::Result<Vec<Document>> {
-    let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    parse_documents(&text).with_context(|| format!("parsing {}", path.display()))
+    let text = if path == Path::new("-") {
+        std::io::read_to_string(std::io::stdin()).context("reading stdin")?
+    } else {
+        fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?
+    };
+    parse_documents(&text).with_context(|| format!("parsing {}", shown(path)))
+}
+
+fn shown(path: &Path) -> String {
+    if path == Path::new("-") {
+        "<stdin>".into()
+    } else {
+        path.display().to_string()
+    }
 }
 
 fn collect_files(path: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+    if path == Path::new("-") {
+        out.push(path.to_path_buf());
+        return Ok(());
+    }
     let meta = fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
     if meta.is_dir() {
         let mut entries: Vec<PathBuf> = fs::read_dir(path)
@@ -51,7 +68,7 @@ pub fn run(args: &LintArgs) -> anyhow::Result<ExitCode> {
         let documents = match read_documents(file) {
             Ok(d) => d,
             Err(err) => {
-                println!("{}: error: {err:#}", file.display());
+                println!("{}: error: {err:#}", shown(file));
                 errors += 1;
                 continue;
             }
@@ -68,7 +85,7 @@ pub fn run(args: &LintArgs) -> anyhow::Result<ExitCode> {
                 }
                 println!(
                     "{} (document {}): {}/{}: {}",
-                    file.display(),
+                    shown(file),
                     doc.index,
                     f.kind,
                     f.name,
@@ -81,6 +98,16 @@ pub fn run(args: &LintArgs) -> anyhow::Result<ExitCode> {
         "checked {objects} objects in {} files: {errors} errors, {warnings} warnings",
         files.len()
     );
+    if objects == 0 && errors == 0 && !args.allow_empty {
+        anyhow::bail!(
+            "nothing to check: no CustomScalingPolicy or ClusterMetricsSource in {} (a directory without YAML, or a glob that matched nothing?); --allow-empty accepts that",
+            args.paths
+                .iter()
+                .map(|p| shown(p))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     let failed = errors > 0 || (args.strict && warnings > 0);
     Ok(if failed {
         ExitCode::FAILURE

@@ -85,13 +85,23 @@ pub struct CrdArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Exit codes: 0 no errors (and no warnings with --strict); 1 findings; \
+2 a usage or I/O error, or nothing checked (a path without YAML, a glob that matched \
+nothing) unless --allow-empty.\n\nExamples:\n  ballast lint policies/\n  \
+kustomize build overlays/prod | ballast lint -\n  ballast lint --strict examples/"
+)]
 pub struct LintArgs {
-    /// Files or directories (searched for *.yaml and *.yml).
-    #[arg(required = true, value_name = "FILE|DIR")]
+    /// Files or directories (searched for *.yaml and *.yml); `-` reads stdin (for
+    /// `kustomize build` or `helm template` output).
+    #[arg(required = true, value_name = "FILE|DIR|-")]
     pub paths: Vec<PathBuf>,
     /// Fail on warnings too.
     #[arg(long)]
     pub strict: bool,
+    /// Accept a run that checked no CustomScalingPolicy or ClusterMetricsSource.
+    #[arg(long)]
+    pub allow_empty: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
