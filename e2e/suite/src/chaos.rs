@@ -116,29 +116,42 @@ impl Prometheus {
             dir,
             child: None,
         };
-        prometheus.restart().await?;
-        Ok(prometheus)
+        // Scenarios run at once, each picking a free port: two may pick the same
+        // one, and the loser's Prometheus exits at bind while the winner's answers
+        // /-/ready on that port. So a start is checked to be ours, and retried on
+        // another port.
+        let mut last = None;
+        for _ in 0..3 {
+            match prometheus.restart().await {
+                Ok(()) => return Ok(prometheus),
+                Err(e) => {
+                    let _ = prometheus.kill().await;
+                    last = Some(e);
+                    prometheus.port = free_port()?;
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| anyhow!("prometheus did not start")))
     }
 
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    /// (Re)starts it on the same port and data, and waits for `/-/ready`.
+    /// (Re)starts it on the same port and data, and waits until `/-/ready` is
+    /// answered by this Prometheus (its `storage.tsdb.path` is ours) and it runs.
     pub async fn restart(&mut self) -> anyhow::Result<()> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.dir.join("log"))?;
+        let data = self.dir.join("data");
         let child = Command::new("prometheus")
             .arg(format!(
                 "--config.file={}",
                 self.dir.join("prometheus.yml").display()
             ))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                self.dir.join("data").display()
-            ))
+            .arg(format!("--storage.tsdb.path={}", data.display()))
             .arg(format!("--web.listen-address=127.0.0.1:{}", self.port))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
@@ -147,13 +160,46 @@ impl Prometheus {
             .spawn()
             .context("starting prometheus (Debian's package; e2e/cluster installs it)")?;
         self.child = Some(child);
-        let url = format!("{}/-/ready", self.url());
-        eventually(Duration::from_secs(30), "Prometheus ready", || async {
-            let r = crate::get(&url).await?;
-            anyhow::ensure!(r.status().is_success(), "/-/ready {}", r.status());
-            Ok(())
-        })
-        .await
+        let (ready, flags) = (
+            format!("{}/-/ready", self.url()),
+            format!("{}/api/v1/status/flags", self.url()),
+        );
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                anyhow::bail!(
+                    "prometheus on port {} exited ({status}); see {}",
+                    self.port,
+                    self.dir.join("log").display()
+                );
+            }
+            let ours = async {
+                let r = crate::get(&ready).await?;
+                anyhow::ensure!(r.status().is_success(), "/-/ready {}", r.status());
+                let answer: Value = crate::get(&flags).await?.json().await?;
+                let path = answer["data"]["storage.tsdb.path"]
+                    .as_str()
+                    .unwrap_or_default();
+                anyhow::ensure!(
+                    Path::new(path) == data,
+                    "port {} answers for another Prometheus (data {path})",
+                    self.port
+                );
+                Ok(())
+            };
+            let last = match ours.await {
+                Ok(()) => return Ok(()),
+                Err(e) => e,
+            };
+            if tokio::time::Instant::now() >= deadline {
+                return Err(last.context("Prometheus not ready within 30 s"));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     /// SIGKILL.
