@@ -576,3 +576,29 @@ fn lint_does_not_repeat_a_fields_prefix() {
     );
     assert!(!stdout.contains("spec.auth: spec.auth"), "{stdout}");
 }
+
+/// `ballast completions SHELL`: scripts that know the subcommands and flags; the
+/// bash one is valid bash.
+#[test]
+fn completions_know_the_subcommands_and_bash_accepts_its_script() {
+    let bash = ballast(&["completions", "bash"]);
+    assert!(bash.status.success(), "{}", text(&bash.stderr));
+    let script = text(&bash.stdout);
+    for word in ["lint", "simulate", "--allow-empty", "completions"] {
+        assert!(script.contains(word), "no {word} in the bash completions");
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("ballast.bash");
+    fs::write(&file, &script).expect("write");
+    let syntax = Command::new("bash")
+        .arg("-n")
+        .arg(&file)
+        .output()
+        .expect("bash runs");
+    assert!(syntax.status.success(), "bash -n: {}", text(&syntax.stderr));
+    assert!(text(&ballast(&["completions", "zsh"]).stdout).starts_with("#compdef ballast"));
+    assert!(text(&ballast(&["completions", "fish"]).stdout).contains("complete -c ballast"));
+    let bad = ballast(&["completions", "tcsh"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(text(&bad.stderr).contains("tcsh"), "{}", text(&bad.stderr));
+}

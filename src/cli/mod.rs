@@ -56,6 +56,19 @@ pub enum Command {
     Query(QueryArgs),
     /// Draw a Grafana dashboard's time-series panels from Prometheus into an SVG.
     Dashboard(dashboard::DashboardArgs),
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Examples:\n  ballast completions bash > /etc/bash_completion.d/ballast\n  \
+ballast completions zsh > \"${fpath[1]}/_ballast\"\n  ballast completions fish > ~/.config/fish/completions/ballast.fish"
+    )]
+    Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]
@@ -166,6 +179,16 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Simulate(args) => simulate::run(&args),
         Command::Query(args) => query(&args),
         Command::Dashboard(args) => dashboard::run(&args),
+        Command::Completions(args) => {
+            use clap::CommandFactory as _;
+            clap_complete::generate(
+                args.shell,
+                &mut Cli::command(),
+                "ballast",
+                &mut std::io::stdout(),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
     };
     match result {
         Ok(code) => code,
