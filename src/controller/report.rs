@@ -287,23 +287,27 @@ fn configuration_problem(fetched: &Fetched, applied: &Applied) -> Option<Configu
         .as_ref()
         .and_then(|r| r.as_ref().err());
     for e in target_error.into_iter().chain(pool_error) {
-        match e.category() {
-            "InvalidTarget" => {
-                return Some(ConfigurationProblem {
-                    reason: "InvalidTarget",
-                    message: e.to_string(),
-                    stalled: true,
-                });
+        use crate::scale::ScaleError;
+        let (reason, stalled) = match e {
+            // The kind itself cannot be scaled here: only a change fixes it.
+            ScaleError::NoScale { .. } | ScaleError::ClusterScoped { .. } => {
+                ("InvalidTarget", true)
             }
-            "TargetNotFound" => {
-                return Some(ConfigurationProblem {
-                    reason: reasons::TARGET_NOT_FOUND,
-                    message: e.to_string(),
-                    stalled: false,
-                });
+            // Discovery also fails while the API server is unreachable, and a CRD
+            // may be installed later: not Stalled.
+            ScaleError::Discover { .. } => ("InvalidTarget", false),
+            ScaleError::NotFound { .. } => (reasons::TARGET_NOT_FOUND, false),
+            ScaleError::GetScale { .. }
+            | ScaleError::PatchScale { .. }
+            | ScaleError::Path { .. } => {
+                continue;
             }
-            _ => {}
-        }
+        };
+        return Some(ConfigurationProblem {
+            reason,
+            message: e.to_string(),
+            stalled,
+        });
     }
     fetched.metrics.iter().find_map(|m| {
         let missing = m.missing.as_ref()?;
@@ -1346,6 +1350,18 @@ spec:
                 "InvalidTarget".into(),
                 Some(("True".into(), "InvalidTarget".into()))
             )
+        );
+        // A kind discovery cannot find (not installed yet, or the API server out
+        // of reach for a moment): Ready False, not Stalled.
+        let (mut undiscovered, _) = pool_tick(&p, 4, 4.0);
+        undiscovered.current_replicas = Err(ScaleError::Discover {
+            api_version: "example.com/v1".into(),
+            kind: "Widget".into(),
+            message: "connection refused".into(),
+        });
+        assert_eq!(
+            look(&p, &undiscovered),
+            ("False".into(), "InvalidTarget".into(), None)
         );
         // What may appear by itself (a source or target a sync creates a moment
         // later): Ready False, not Stalled.
