@@ -51,6 +51,8 @@ e2e: build
 
 unit:
 	@command -v lua5.1 >/dev/null || e2e/apt-install lua5.1
+	@command -v pre-commit >/dev/null || e2e/apt-install pre-commit
+	@python3 -c 'import jsonschema' 2>/dev/null || e2e/apt-install python3-jsonschema
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		$(CARGO) nextest run --locked --workspace --no-fail-fast; \
 	else \

@@ -79,10 +79,66 @@ fn crd_check_fails_when_a_file_differs() {
     );
 }
 
+/// One line of `ballast lint`'s text output: `file:line:col: severity[rule]: rest`.
+#[derive(Debug)]
+struct Finding {
+    file: String,
+    line: usize,
+    column: usize,
+    severity: String,
+    rule: String,
+    rest: String,
+}
+
+fn findings(stdout: &str) -> Vec<Finding> {
+    stdout
+        .lines()
+        .map(|l| {
+            let (place, rest) = l
+                .split_once(": ")
+                .unwrap_or_else(|| panic!("not file:line:col: ...: {l}"));
+            let mut parts = place.rsplitn(3, ':');
+            let column = parts.next().and_then(|c| c.parse().ok());
+            let line = parts.next().and_then(|c| c.parse().ok());
+            let file = parts.next().unwrap_or_default().to_string();
+            let (tag, rest) = rest
+                .split_once("]: ")
+                .unwrap_or_else(|| panic!("no rule: {l}"));
+            let (severity, rule) = tag
+                .split_once('[')
+                .unwrap_or_else(|| panic!("no rule: {l}"));
+            Finding {
+                file,
+                line: line.unwrap_or_else(|| panic!("no line: {l}")),
+                column: column.unwrap_or_else(|| panic!("no column: {l}")),
+                severity: severity.to_string(),
+                rule: rule.to_string(),
+                rest: rest.to_string(),
+            }
+        })
+        .collect()
+}
+
+/// Whether the finding's line in `body` holds the field's key, or, for a field
+/// that is missing, one of its parents' keys.
+fn points_at(body: &str, finding: &Finding, field: &str) -> bool {
+    let Some(text) = body.lines().nth(finding.line.saturating_sub(1)) else {
+        return false;
+    };
+    field
+        .split(['.', '['])
+        .map(|k| k.trim_end_matches(']'))
+        .filter(|k| !k.is_empty() && !k.bytes().all(|b| b.is_ascii_digit()))
+        .any(|k| text.contains(k))
+        && finding.column >= 1
+        && finding.column <= text.chars().count()
+}
+
 #[test]
-fn lint_refuses_every_invalid_fixture_and_names_its_field() {
+fn lint_refuses_every_invalid_fixture_and_places_its_field() {
     for file in fixtures("invalid") {
         let field = expected_field(&file);
+        let body = fs::read_to_string(&file).expect("fixture readable");
         let out = ballast(&["lint", file.to_str().expect("utf-8 path")]);
         let stdout = text(&out.stdout);
         assert_eq!(
@@ -91,19 +147,62 @@ fn lint_refuses_every_invalid_fixture_and_names_its_field() {
             "{} should fail lint:\n{stdout}",
             file.display()
         );
-        let named = stdout.lines().any(|l| {
-            l.contains(&format!("error: {field}:")) || l.contains(&format!("error: {field}."))
+        let found = findings(&stdout);
+        let named = found.iter().find(|f| {
+            f.severity == "error"
+                && [":", ".", " "]
+                    .iter()
+                    .any(|after| f.rest.contains(&format!(": {field}{after}")))
         });
+        let Some(named) = named else {
+            panic!(
+                "{}: expected an error on {field}, got:\n{stdout}",
+                file.display()
+            );
+        };
+        assert_eq!(named.file, file.display().to_string(), "the file is named");
         assert!(
-            named,
-            "{}: expected an error on {field}, got:\n{stdout}",
-            file.display()
+            points_at(&body, named, &field),
+            "{}: {field} reported at {}:{}, which is not where it is:\n{stdout}",
+            file.display(),
+            named.line,
+            named.column
         );
-        assert!(
-            stdout.contains(&file.display().to_string()),
-            "the file is named: {stdout}"
-        );
+        assert!(!named.rule.is_empty(), "a rule id: {stdout}");
     }
+}
+
+/// Every error of a file with many, in one run, each at its place and rule.
+#[test]
+fn lint_reports_every_error_of_a_multi_error_file_in_one_run() {
+    let file = "tests/fixtures/multi-error/policy.yaml";
+    let body = fs::read_to_string(file).expect("fixture");
+    let expected: Vec<(usize, usize, String, String)> = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("# expect: "))
+        .map(|l| {
+            let mut words = l.split_whitespace();
+            let place = words.next().expect("line:col");
+            let (line, col) = place.split_once(':').expect("line:col");
+            (
+                line.parse().expect("line"),
+                col.parse().expect("col"),
+                words.next().expect("rule").to_string(),
+                words.next().expect("field").to_string(),
+            )
+        })
+        .collect();
+    assert!(expected.len() >= 8, "the fixture lists its errors");
+    let out = ballast(&["lint", file]);
+    assert_eq!(out.status.code(), Some(1));
+    let found: Vec<(usize, usize, String, String)> = findings(&text(&out.stdout))
+        .into_iter()
+        .map(|f| {
+            let field = f.rest.split(": ").nth(1).unwrap_or_default().to_string();
+            (f.line, f.column, f.rule, field)
+        })
+        .collect();
+    assert_eq!(found, expected, "{}", text(&out.stdout));
 }
 
 #[test]
@@ -132,7 +231,9 @@ fn lint_warns_about_foot_guns_and_fails_on_them_only_when_strict() {
             text(&out.stdout)
         );
         assert!(
-            text(&out.stdout).contains(&format!("warning: {field}:")),
+            findings(&text(&out.stdout))
+                .iter()
+                .any(|f| f.severity == "warning" && f.rest.contains(&format!(": {field}:"))),
             "{}: expected a warning on {field}, got {}",
             file.display(),
             text(&out.stdout)
@@ -514,7 +615,7 @@ fn lint_reads_stdin() {
     let out = ballast_stdin(&["lint", "-"], &bad);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        text(&out.stdout).starts_with("<stdin> (document 1)"),
+        text(&out.stdout).starts_with("<stdin>:10:16: error[replica-bounds]: "),
         "{}",
         text(&out.stdout)
     );
@@ -571,7 +672,7 @@ fn lint_does_not_repeat_a_fields_prefix() {
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        stdout.contains("error: spec.auth: set exactly one of bearerToken or basic"),
+        stdout.contains("error[source-auth]: ClusterMetricsSource both: spec.auth: set exactly one of bearerToken or basic"),
         "{stdout}"
     );
     assert!(!stdout.contains("spec.auth: spec.auth"), "{stdout}");

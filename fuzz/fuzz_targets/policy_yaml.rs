@@ -97,7 +97,7 @@ fn check_document(value: &serde_json::Value) -> Option<Vec<Finding>> {
     let ours = matches!(kind, Some("CustomScalingPolicy" | "ClusterMetricsSource"))
         && api_version.starts_with("autoscaling.ballast.dev/");
 
-    let Some(findings) = lint_document(value) else {
+    let Some(findings) = lint_document(value, Some("ballast-system")) else {
         assert!(
             !ours,
             "one of our kinds was skipped: {kind:?} {api_version:?}"
@@ -123,6 +123,19 @@ fn check_document(value: &serde_json::Value) -> Option<Vec<Finding>> {
         );
     }
 
+    // Decoding that sets bad fields aside reports type errors exactly when a plain
+    // decode fails, and each with its field.
+    if kind == Some("CustomScalingPolicy") {
+        let decoded = validation::decode::<CustomScalingPolicy>(value);
+        let plain = serde_json::from_value::<CustomScalingPolicy>(value.clone());
+        assert_eq!(
+            decoded.has_type_errors(),
+            plain.is_err(),
+            "{plain:?} vs {:?}",
+            decoded.problems
+        );
+    }
+
     let accepted = !findings
         .iter()
         .any(|f| f.problem.severity == Severity::Error);
@@ -135,7 +148,8 @@ fn check_document(value: &serde_json::Value) -> Option<Vec<Finding>> {
 /// A policy lint accepts is the same after a JSON round trip (what the API server
 /// stores and the operator reads back), and validates the same.
 fn round_trip(value: &serde_json::Value) {
-    let (policy, _) = validation::decode::<CustomScalingPolicy>(value)
+    let policy = validation::decode::<CustomScalingPolicy>(value)
+        .object
         .expect("lint accepted a policy that does not decode");
     let problems = validation::validate_policy(&policy.spec);
     let json = serde_json::to_value(&policy.spec).expect("an accepted spec serializes");

@@ -4,8 +4,8 @@
 
 use serde::Deserialize;
 
-use super::validation::{self, Problem};
-use super::{ClusterMetricsSource, CustomScalingPolicy};
+use super::spans::{self, Pos, Positions};
+use super::validation::{self, Problem, Rule};
 
 const GROUP_VERSION: &str = "autoscaling.ballast.dev/v1alpha1";
 
@@ -15,6 +15,8 @@ pub struct Document {
     /// 1-based position of the document in its file.
     pub index: usize,
     pub value: serde_json::Value,
+    /// Where its fields are in the file.
+    pub positions: Positions,
 }
 
 /// A file's text that is not a stream of documents lint can read.
@@ -23,40 +25,76 @@ pub enum DocumentError {
     #[error("document {index} is not valid YAML")]
     Yaml {
         index: usize,
+        pos: Pos,
         #[source]
         source: serde_yaml::Error,
     },
     #[error("document {index}: {at} is .nan or .inf, which JSON (and so kubectl) cannot carry")]
-    NonFinite { index: usize, at: String },
+    NonFinite { index: usize, pos: Pos, at: String },
     #[error("document {index} cannot be read as JSON (non-string keys?)")]
     Json {
         index: usize,
+        pos: Pos,
         #[source]
         source: serde_json::Error,
     },
 }
 
+impl DocumentError {
+    /// Where in the file the problem is.
+    pub fn position(&self) -> Pos {
+        match self {
+            DocumentError::Yaml { pos, .. }
+            | DocumentError::NonFinite { pos, .. }
+            | DocumentError::Json { pos, .. } => *pos,
+        }
+    }
+
+    /// The lint rule it breaks.
+    pub fn rule(&self) -> Rule {
+        match self {
+            DocumentError::NonFinite { .. } => Rule::NonFinite,
+            DocumentError::Yaml { .. } | DocumentError::Json { .. } => Rule::YamlSyntax,
+        }
+    }
+}
+
 /// The YAML documents of a text, empty documents skipped.
 pub fn parse_documents(text: &str) -> Result<Vec<Document>, DocumentError> {
     let mut documents = Vec::new();
+    let mut places = spans::positions(text).into_iter();
     for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
         let index = i + 1;
-        let value = serde_yaml::Value::deserialize(doc)
-            .map_err(|source| DocumentError::Yaml { index, source })?;
+        let positions = places.next().unwrap_or_default();
+        let value = serde_yaml::Value::deserialize(doc).map_err(|source| {
+            let pos = source.location().map_or(positions.start(), |l| Pos {
+                line: l.line(),
+                column: l.column(),
+            });
+            DocumentError::Yaml { index, pos, source }
+        })?;
         if value.is_null() {
             continue;
         }
         if let Some(path) = non_finite(&value, "") {
+            let pos = positions.locate(&path, false);
             let at = if path.is_empty() {
                 "the document".to_string()
             } else {
                 path
             };
-            return Err(DocumentError::NonFinite { index, at });
+            return Err(DocumentError::NonFinite { index, pos, at });
         }
-        let value =
-            serde_json::to_value(&value).map_err(|source| DocumentError::Json { index, source })?;
-        documents.push(Document { index, value });
+        let value = serde_json::to_value(&value).map_err(|source| DocumentError::Json {
+            index,
+            pos: positions.start(),
+            source,
+        })?;
+        documents.push(Document {
+            index,
+            value,
+            positions,
+        });
     }
     Ok(documents)
 }
@@ -89,8 +127,19 @@ fn non_finite(value: &serde_yaml::Value, path: &str) -> Option<String> {
 #[derive(Debug, Clone)]
 pub struct Finding {
     pub kind: String,
+    /// `None` for a cluster-scoped kind or a policy that names none.
+    pub namespace: Option<String>,
     pub name: String,
     pub problem: Problem,
+}
+
+impl Finding {
+    /// Where the finding points in `document`: the key of an unknown field, the
+    /// value of anything else (or the nearest ancestor that is there).
+    pub fn position(&self, document: &Document) -> Pos {
+        let key = matches!(self.problem.rule, Rule::UnknownField | Rule::Required);
+        document.positions.locate(&self.problem.field, key)
+    }
 }
 
 /// The kinds lint knows.
@@ -113,14 +162,22 @@ fn is_ours(value: &serde_json::Value) -> Option<&str> {
     }
 }
 
-/// Check one document; `None` when it is not one of our kinds.
-pub fn lint_document(value: &serde_json::Value) -> Option<Vec<Finding>> {
+/// Check one document; `None` when it is not one of our kinds. `operator_namespace`:
+/// where the operator runs, so where a source's Secrets must be (`None`: not checked).
+pub fn lint_document(
+    value: &serde_json::Value,
+    operator_namespace: Option<&str>,
+) -> Option<Vec<Finding>> {
     let kind = is_ours(value)?.to_string();
     let name = value
         .pointer("/metadata/name")
         .and_then(|n| n.as_str())
         .unwrap_or("<unnamed>")
         .to_string();
+    let namespace = value
+        .pointer("/metadata/namespace")
+        .and_then(|n| n.as_str())
+        .map(str::to_string);
     let mut problems = Vec::new();
     let api_version = value
         .get("apiVersion")
@@ -128,37 +185,27 @@ pub fn lint_document(value: &serde_json::Value) -> Option<Vec<Finding>> {
         .unwrap_or("");
     if api_version != GROUP_VERSION {
         problems.push(Problem::error(
+            Rule::ApiVersion,
             "apiVersion",
             format!("{api_version:?} is not served; use {GROUP_VERSION}"),
         ));
     }
     if name == "<unnamed>" {
-        problems.push(Problem::error("metadata.name", "required"));
+        problems.push(Problem::error(Rule::Required, "metadata.name", "required"));
     }
     if value.get("spec").is_none() {
-        problems.push(Problem::error("spec", "required"));
+        problems.push(Problem::error(Rule::Required, "spec", "required"));
     } else if kind == "CustomScalingPolicy" {
-        match validation::decode::<CustomScalingPolicy>(value) {
-            Ok((policy, unknown)) => {
-                problems.extend(unknown);
-                problems.extend(validation::validate_policy(&policy.spec));
-            }
-            Err(problem) => problems.push(problem),
-        }
+        problems.extend(validation::check_policy(value).problems);
     } else {
-        match validation::decode::<ClusterMetricsSource>(value) {
-            Ok((source, unknown)) => {
-                problems.extend(unknown);
-                problems.extend(validation::validate_source(&source.spec));
-            }
-            Err(problem) => problems.push(problem),
-        }
+        problems.extend(validation::check_source(value, operator_namespace).problems);
     }
     Some(
         problems
             .into_iter()
             .map(|problem| Finding {
                 kind: kind.clone(),
+                namespace: namespace.clone(),
                 name: name.clone(),
                 problem,
             })

@@ -9,7 +9,9 @@ pub mod history;
 pub mod policy;
 pub mod promql;
 pub mod quantity;
+pub mod rules;
 pub mod source;
+pub mod spans;
 pub mod validation;
 
 pub use duration::Duration;

@@ -12,6 +12,7 @@ use super::policy::{
     CustomScalingPolicySpec, MetricSpec, NodePool, ScalingRules, TargetRef, TargetType,
 };
 use super::quantity::Quantity;
+pub use super::rules::Rule;
 use super::source::ClusterMetricsSourceSpec;
 
 /// How bad a problem is: errors are refused, warnings are foot-guns to look at.
@@ -34,22 +35,25 @@ impl fmt::Display for Severity {
 /// is wrong with it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Problem {
+    pub rule: Rule,
     pub severity: Severity,
     pub field: String,
     pub message: String,
 }
 
 impl Problem {
-    pub fn error(field: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn error(rule: Rule, field: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
+            rule,
             severity: Severity::Error,
             field: field.into(),
             message: message.into(),
         }
     }
 
-    pub fn warning(field: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn warning(rule: Rule, field: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
+            rule,
             severity: Severity::Warning,
             field: field.into(),
             message: message.into(),
@@ -79,25 +83,272 @@ pub const MAX_PERIOD_SECONDS: u32 = 1800;
 /// Below this poll interval, lint warns.
 pub const MIN_SENSIBLE_POLL: Duration = Duration::from_secs(5);
 
-/// Decode a JSON/YAML value into a typed object, naming the field that failed to
-/// decode, then report fields under `spec` that the type does not know (typos that
-/// the API server would silently prune).
-pub fn decode<T>(value: &serde_json::Value) -> Result<(T, Vec<Problem>), Problem>
+/// An object decoded for validation: every field that could not be decoded is a
+/// problem, not only the first, and the rest of the object is still there to
+/// validate (see [`decode`]).
+#[derive(Debug)]
+pub struct Decoded<T> {
+    /// The object, with a placeholder (or nothing) where a field did not decode;
+    /// `None` when no placeholder made it decode.
+    pub object: Option<T>,
+    /// What did not decode (rules `type` and `required`), then fields under `spec`
+    /// the type does not know (rule `unknown-field`).
+    pub problems: Vec<Problem>,
+    /// The fields that did not decode: what validation says at or under them is
+    /// about a placeholder, not about the input.
+    placeholders: Vec<String>,
+}
+
+impl<T> Decoded<T> {
+    /// Whether any field failed to decode.
+    pub fn has_type_errors(&self) -> bool {
+        !self.placeholders.is_empty() || self.object.is_none()
+    }
+
+    /// Add what validation found in the decoded object, leaving out what it says
+    /// about placeholders.
+    pub fn extend_validation(&mut self, problems: Vec<Problem>) {
+        let keep: Vec<Problem> = problems
+            .into_iter()
+            .filter(|p| !self.placeholders.iter().any(|at| under(&p.field, at)))
+            .collect();
+        self.problems.extend(keep);
+    }
+}
+
+/// `field` is `at` or below it.
+fn under(field: &str, at: &str) -> bool {
+    at.is_empty()
+        || field
+            .strip_prefix(at)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
+}
+
+/// At most this many fields of one object are reported as not decoding.
+const MAX_DECODE_ERRORS: usize = 64;
+
+#[derive(Clone, Debug, PartialEq)]
+enum Step {
+    Key(String),
+    Index(usize),
+}
+
+fn path_text(path: &[Step]) -> String {
+    let mut out = String::new();
+    for step in path {
+        match step {
+            Step::Key(k) if out.is_empty() => out.push_str(k),
+            Step::Key(k) => {
+                out.push('.');
+                out.push_str(k);
+            }
+            Step::Index(i) => out.push_str(&format!("[{i}]")),
+        }
+    }
+    out
+}
+
+/// The path of a decode error, `None` when it passes through something that
+/// cannot be addressed in the input (an enum variant).
+fn error_path(path: &serde_path_to_error::Path) -> Option<Vec<Step>> {
+    use serde_path_to_error::Segment;
+    path.iter()
+        .map(|segment| match segment {
+            Segment::Map { key } => Some(Step::Key(key.clone())),
+            Segment::Seq { index } => Some(Step::Index(*index)),
+            Segment::Enum { .. } | Segment::Unknown => None,
+        })
+        .collect()
+}
+
+/// The key serde says is missing: `missing field `x``.
+fn missing_field(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("missing field `")?;
+    rest.split('`').next()
+}
+
+fn slot<'a>(value: &'a mut serde_json::Value, path: &[Step]) -> Option<&'a mut serde_json::Value> {
+    let mut here = value;
+    for step in path {
+        here = match step {
+            Step::Key(k) => here.as_object_mut()?.get_mut(k)?,
+            Step::Index(i) => here.as_array_mut()?.get_mut(*i)?,
+        };
+    }
+    Some(here)
+}
+
+/// The first value serde says it expected: `unknown variant `x`, expected `A` or `B``.
+fn expected_variant(message: &str) -> Option<&str> {
+    let (_, rest) = message.split_once("expected ")?;
+    let rest = rest.strip_prefix("one of ").unwrap_or(rest);
+    let variant = rest.strip_prefix('`')?.split('`').next()?;
+    (!variant.is_empty()).then_some(variant)
+}
+
+/// Values tried in place of one that does not decode, in order: what serde says
+/// it expected (an enum's first variant), then one of each JSON type.
+fn placeholders_for(message: &str) -> Vec<serde_json::Value> {
+    use serde_json::json;
+    let mut out = Vec::new();
+    if let Some(variant) = expected_variant(message) {
+        out.push(json!(variant));
+    }
+    out.extend([
+        json!(1),
+        json!("1"),
+        json!("1s"),
+        json!(true),
+        json!([]),
+        json!({}),
+        json!(1.5),
+    ]);
+    out
+}
+
+/// The first decode error of `value` as a path and message; `None` when it decodes.
+fn first_error<T: DeserializeOwned>(
+    value: &serde_json::Value,
+) -> Option<(Option<Vec<Step>>, String)> {
+    serde_path_to_error::deserialize::<_, T>(value)
+        .err()
+        .map(|err| {
+            let path = error_path(err.path());
+            (path, err.into_inner().to_string())
+        })
+}
+
+/// Whether an error is still about `at` (the field itself, or its key missing).
+fn still_at(error: &Option<(Option<Vec<Step>>, String)>, at: &[Step]) -> bool {
+    let Some((Some(path), message)) = error else {
+        return error.is_some();
+    };
+    if path.as_slice() == at {
+        // A placeholder object missing fields of its own is progress: they are
+        // filled in turn.
+        return missing_field(message).is_none();
+    }
+    match (missing_field(message), at.split_last()) {
+        (Some(key), Some((Step::Key(last), parent))) => key == last && path.as_slice() == parent,
+        _ => false,
+    }
+}
+
+/// Replace the field at `at` so that decoding gets past it: drop it when it is
+/// optional, else try placeholders. `false` when nothing works.
+fn patch<T: DeserializeOwned>(work: &mut serde_json::Value, at: &[Step], message: &str) -> bool {
+    let Some((last, parent)) = at.split_last() else {
+        return false;
+    };
+    if let Step::Key(key) = last {
+        let mut trial = work.clone();
+        let removed = slot(&mut trial, parent)
+            .and_then(|p| p.as_object_mut())
+            .and_then(|o| o.remove(key))
+            .is_some();
+        if removed && !still_at(&first_error::<T>(&trial), at) {
+            *work = trial;
+            return true;
+        }
+    }
+    let mut candidates: std::collections::VecDeque<_> = placeholders_for(message).into();
+    let mut tried = 0;
+    while let Some(candidate) = candidates.pop_front() {
+        tried += 1;
+        if tried > 16 {
+            return false;
+        }
+        let mut trial = work.clone();
+        let Some(container) = slot(&mut trial, parent) else {
+            return false;
+        };
+        match (last, container) {
+            (Step::Key(key), serde_json::Value::Object(map)) => {
+                map.insert(key.clone(), candidate);
+            }
+            (Step::Index(i), serde_json::Value::Array(items)) if *i < items.len() => {
+                items[*i] = candidate;
+            }
+            _ => return false,
+        }
+        let error = first_error::<T>(&trial);
+        if !still_at(&error, at) {
+            *work = trial;
+            return true;
+        }
+        // A placeholder of the right type may be told what it should be instead
+        // (an enum's variants): try that first.
+        if let Some((_, message)) = &error
+            && let Some(suggested) = expected_variant(message)
+        {
+            candidates.push_front(serde_json::json!(suggested));
+        }
+    }
+    false
+}
+
+/// Decode a JSON/YAML value into a typed object, reporting every field that does
+/// not decode (not only the first: each is set aside, dropped when optional or
+/// given a placeholder, and decoding goes on), then fields under `spec` that the
+/// type does not know (typos that the API server would silently prune).
+pub fn decode<T>(value: &serde_json::Value) -> Decoded<T>
 where
     T: DeserializeOwned + serde::Serialize,
 {
-    let decoded: T = serde_path_to_error::deserialize(value).map_err(|err| {
-        let path = err.path().to_string();
-        let field = if path == "." { String::new() } else { path };
-        Problem::error(field, err.into_inner().to_string())
-    })?;
-    let mut unknown = Vec::new();
-    if let (Some(input), Ok(known)) = (value.get("spec"), serde_json::to_value(&decoded))
-        && let Some(known) = known.get("spec")
-    {
-        unknown_fields("spec", input, known, &mut unknown);
+    let mut work = value.clone();
+    let mut problems = Vec::new();
+    let mut placeholders = Vec::new();
+    let mut object = None;
+    for _ in 0..=MAX_DECODE_ERRORS {
+        let Some((path, message)) = first_error::<T>(&work) else {
+            object = serde_json::from_value::<T>(work.clone()).ok();
+            break;
+        };
+        let (at, problem) = match (path, missing_field(&message)) {
+            (Some(mut path), Some(key)) => {
+                path.push(Step::Key(key.to_string()));
+                let field = path_text(&path);
+                let problem = Problem::error(Rule::Required, field, "required");
+                (Some(path), problem)
+            }
+            (Some(path), None) => {
+                let problem = Problem::error(Rule::Type, path_text(&path), message.clone());
+                (Some(path), problem)
+            }
+            (None, _) => (None, Problem::error(Rule::Type, "", message.clone())),
+        };
+        let Some(at) = at else {
+            problems.push(problem);
+            break;
+        };
+        let field = path_text(&at);
+        // Inside a placeholder, what is missing is the placeholder's, not the input's.
+        if !placeholders.iter().any(|p: &String| under(&field, p)) {
+            problems.push(problem);
+            placeholders.push(field);
+        }
+        if problems.len() >= MAX_DECODE_ERRORS || !patch::<T>(&mut work, &at, &message) {
+            break;
+        }
     }
-    Ok((decoded, unknown))
+    let mut decoded = Decoded {
+        object,
+        problems,
+        placeholders,
+    };
+    if let (Some(input), Some(known)) = (
+        value.get("spec"),
+        decoded
+            .object
+            .as_ref()
+            .and_then(|o| serde_json::to_value(o).ok()),
+    ) && let Some(known) = known.get("spec")
+    {
+        let mut unknown = Vec::new();
+        unknown_fields("spec", input, known, &mut unknown);
+        decoded.extend_validation(unknown);
+    }
+    decoded
 }
 
 fn unknown_fields(
@@ -115,6 +366,7 @@ fn unknown_fields(
                     Some(k) => unknown_fields(&child, value, k, out),
                     None if value.is_null() => {}
                     None => out.push(Problem::error(
+                        Rule::UnknownField,
                         child,
                         "unknown field (the API server would drop it silently; check the spelling)",
                     )),
@@ -130,16 +382,79 @@ fn unknown_fields(
     }
 }
 
+/// Decode a `CustomScalingPolicy` and apply every rule to it: what `ballast lint`
+/// and the admission webhook both run.
+pub fn check_policy(value: &serde_json::Value) -> Decoded<super::CustomScalingPolicy> {
+    let mut decoded = decode::<super::CustomScalingPolicy>(value);
+    if let Some(policy) = &decoded.object {
+        let problems = validate_policy(&policy.spec);
+        decoded.extend_validation(problems);
+    }
+    decoded
+}
+
+/// Decode a `ClusterMetricsSource` and apply every rule to it. `operator_namespace`:
+/// where the operator runs and so where the source's Secrets must be (`None`: not
+/// checked).
+pub fn check_source(
+    value: &serde_json::Value,
+    operator_namespace: Option<&str>,
+) -> Decoded<super::ClusterMetricsSource> {
+    let mut decoded = decode::<super::ClusterMetricsSource>(value);
+    if let Some(source) = &decoded.object {
+        let mut problems = validate_source(&source.spec);
+        if let Some(namespace) = operator_namespace {
+            secret_namespaces(&source.spec, namespace, &mut problems);
+        }
+        decoded.extend_validation(problems);
+    }
+    decoded
+}
+
+/// A source's credentials must live in the operator's namespace: that is the only
+/// place its RBAC lets it read Secrets.
+fn secret_namespaces(
+    spec: &ClusterMetricsSourceSpec,
+    operator_namespace: &str,
+    p: &mut Vec<Problem>,
+) {
+    let Some(auth) = &spec.auth else { return };
+    let secrets = [
+        auth.bearer_token
+            .as_ref()
+            .map(|s| ("spec.auth.bearerToken.namespace", &s.namespace)),
+        auth.basic
+            .as_ref()
+            .map(|b| ("spec.auth.basic.namespace", &b.namespace)),
+    ];
+    for (field, namespace) in secrets.into_iter().flatten() {
+        if namespace != operator_namespace {
+            p.push(Problem::error(
+                Rule::SecretNamespace,
+                field,
+                format!(
+                    "the Secret must be in the operator's namespace {operator_namespace:?}, not {namespace:?} (the operator may read Secrets only there)"
+                ),
+            ));
+        }
+    }
+}
+
 /// Every rule about one policy spec. Errors first, then warnings, in field order.
 pub fn validate_policy(spec: &CustomScalingPolicySpec) -> Vec<Problem> {
     let mut p = Vec::new();
     target_ref("spec.targetRef", &spec.target_ref, &mut p);
 
     if spec.max_replicas == 0 {
-        p.push(Problem::error("spec.maxReplicas", "must be at least 1"));
+        p.push(Problem::error(
+            Rule::ReplicaBounds,
+            "spec.maxReplicas",
+            "must be at least 1",
+        ));
     }
     if spec.min_replicas > spec.max_replicas {
         p.push(Problem::error(
+            Rule::ReplicaBounds,
             "spec.minReplicas",
             format!(
                 "spec.minReplicas ({}) must be less than or equal to spec.maxReplicas ({})",
@@ -150,12 +465,14 @@ pub fn validate_policy(spec: &CustomScalingPolicySpec) -> Vec<Problem> {
 
     if spec.metrics.is_empty() {
         p.push(Problem::error(
+            Rule::MetricCount,
             "spec.metrics",
             "at least one metric is required",
         ));
     }
     if spec.metrics.len() > MAX_METRICS {
         p.push(Problem::error(
+            Rule::MetricCount,
             "spec.metrics",
             format!(
                 "at most {MAX_METRICS} metrics, found {}",
@@ -168,6 +485,7 @@ pub fn validate_policy(spec: &CustomScalingPolicySpec) -> Vec<Problem> {
         let field = format!("spec.metrics[{i}]");
         if !names.insert(metric.name.as_str()) {
             p.push(Problem::error(
+                Rule::MetricName,
                 format!("{field}.name"),
                 format!(
                     "spec.metrics[].name must be unique: {:?} appears more than once",
@@ -180,18 +498,20 @@ pub fn validate_policy(spec: &CustomScalingPolicySpec) -> Vec<Problem> {
 
     if !(0.0..=0.5).contains(&spec.jitter) {
         p.push(Problem::error(
+            Rule::Jitter,
             "spec.jitter",
             format!("spec.jitter must be between 0 and 0.5, got {}", spec.jitter),
         ));
     }
     if spec.poll_interval.as_millis() < 1000 {
         p.push(Problem::error(
+            Rule::PollInterval,
             "spec.pollInterval",
             format!("must be at least 1s, got {}", spec.poll_interval),
         ));
     } else if spec.poll_interval < MIN_SENSIBLE_POLL {
         p.push(Problem::warning(
-            "spec.pollInterval",
+            Rule::PollIntervalShort, "spec.pollInterval",
             format!(
                 "{} is below 5s: Prometheus scrapes rarely change that fast, and every policy polling this often adds query load",
                 spec.poll_interval
@@ -202,6 +522,7 @@ pub fn validate_policy(spec: &CustomScalingPolicySpec) -> Vec<Problem> {
         && smoothing.half_life.as_millis() == 0
     {
         p.push(Problem::error(
+            Rule::HalfLife,
             "spec.smoothing.halfLife",
             "must be greater than 0 (remove `smoothing` to use raw values)",
         ));
@@ -212,6 +533,7 @@ pub fn validate_policy(spec: &CustomScalingPolicySpec) -> Vec<Problem> {
             && !(0.0..1.0).contains(&t)
         {
             p.push(Problem::error(
+                Rule::Tolerance,
                 "spec.behavior.tolerance",
                 format!("spec.behavior.tolerance must be at least 0 and below 1, got {t}"),
             ));
@@ -227,6 +549,7 @@ pub fn validate_policy(spec: &CustomScalingPolicySpec) -> Vec<Problem> {
     if let Some(fallback) = &spec.fallback {
         if fallback.failure_threshold == 0 {
             p.push(Problem::error(
+                Rule::FallbackThreshold,
                 "spec.fallback.failureThreshold",
                 "spec.fallback.failureThreshold must be at least 1",
             ));
@@ -235,6 +558,7 @@ pub fn validate_policy(spec: &CustomScalingPolicySpec) -> Vec<Problem> {
             && (r < spec.min_replicas || r > spec.max_replicas)
         {
             p.push(Problem::warning(
+                Rule::FallbackReplicas,
                 "spec.fallback.replicas",
                 format!(
                     "{r} is outside [minReplicas, maxReplicas] = [{}, {}] and will be clamped",
@@ -261,6 +585,7 @@ fn target_ref(field: &str, target: &TargetRef, p: &mut Vec<Problem>) {
     ] {
         if value.trim().is_empty() {
             p.push(Problem::error(
+                Rule::TargetRef,
                 format!("{field}.{name}"),
                 "must not be empty",
             ));
@@ -282,6 +607,7 @@ fn is_dns_label(name: &str) -> bool {
 fn validate_metric(field: &str, metric: &MetricSpec, p: &mut Vec<Problem>) {
     if !is_dns_label(&metric.name) {
         p.push(Problem::error(
+            Rule::MetricName,
             format!("{field}.name"),
             format!(
                 "{:?} is not a DNS label (lowercase letters, digits and '-', at most 63)",
@@ -293,12 +619,17 @@ fn validate_metric(field: &str, metric: &MetricSpec, p: &mut Vec<Problem>) {
         && source.trim().is_empty()
     {
         p.push(Problem::error(
+            Rule::MetricSource,
             format!("{field}.source"),
             "must not be empty (omit it to use the default source)",
         ));
     }
     if let Err(message) = check_promql(&metric.query) {
-        p.push(Problem::error(format!("{field}.query"), message));
+        p.push(Problem::error(
+            Rule::PromqlSyntax,
+            format!("{field}.query"),
+            message,
+        ));
     }
 
     let target = &metric.target;
@@ -322,6 +653,7 @@ fn validate_metric(field: &str, metric: &MetricSpec, p: &mut Vec<Problem>) {
     };
     match wanted {
         None => p.push(Problem::error(
+            Rule::MetricTarget,
             format!("{field}.target.{wanted_name}"),
             format!("type {type_name} needs `{wanted_name}`"),
         )),
@@ -329,6 +661,7 @@ fn validate_metric(field: &str, metric: &MetricSpec, p: &mut Vec<Problem>) {
     }
     if other.is_some() {
         p.push(Problem::error(
+            Rule::MetricTarget,
             format!("{field}.target.{other_name}"),
             format!("type {type_name} takes `{wanted_name}`, not `{other_name}`"),
         ));
@@ -337,6 +670,7 @@ fn validate_metric(field: &str, metric: &MetricSpec, p: &mut Vec<Problem>) {
         && q.value() < 0.0
     {
         p.push(Problem::error(
+            Rule::ActivationThreshold,
             format!("{field}.activationThreshold"),
             format!("must be at least 0, got {q}"),
         ));
@@ -346,6 +680,7 @@ fn validate_metric(field: &str, metric: &MetricSpec, p: &mut Vec<Problem>) {
 fn positive_quantity(field: &str, q: &Quantity, p: &mut Vec<Problem>) {
     if q.value() <= 0.0 {
         p.push(Problem::error(
+            Rule::MetricTarget,
             field,
             format!("must be a quantity greater than 0, got {q}"),
         ));
@@ -444,6 +779,7 @@ fn scaling_rules(field: &str, rules: &ScalingRules, p: &mut Vec<Problem>) {
         && w > MAX_WINDOW_SECONDS
     {
         p.push(Problem::error(
+            Rule::StabilizationWindow,
             format!("{field}.stabilizationWindowSeconds"),
             format!(
                 "stabilizationWindowSeconds must be between 0 and {MAX_WINDOW_SECONDS}, got {w}"
@@ -454,12 +790,14 @@ fn scaling_rules(field: &str, rules: &ScalingRules, p: &mut Vec<Problem>) {
         let pf = format!("{field}.policies[{j}]");
         if policy.value == 0 {
             p.push(Problem::error(
+                Rule::RatePolicy,
                 format!("{pf}.value"),
                 "policies[].value must be greater than 0",
             ));
         }
         if !(1..=MAX_PERIOD_SECONDS).contains(&policy.period_seconds) {
             p.push(Problem::error(
+                Rule::RatePolicy,
                 format!("{pf}.periodSeconds"),
                 format!(
                     "policies[].periodSeconds must be between 1 and {MAX_PERIOD_SECONDS}, got {}",
@@ -474,22 +812,26 @@ fn validate_node_pool(spec: &CustomScalingPolicySpec, pool: &NodePool, p: &mut V
     target_ref("spec.nodePool.targetRef", &pool.target_ref, p);
     if pool.target_ref == spec.target_ref {
         p.push(Problem::error(
+            Rule::NodePoolTarget,
             "spec.nodePool.targetRef",
             "must differ from spec.targetRef (the node pool and the workload are two objects)",
         ));
     }
     match (&pool.pods_per_node, &pool.node_allocatable) {
         (None, None) | (Some(_), Some(_)) => p.push(Problem::error(
+            Rule::NodePoolSizing,
             "spec.nodePool",
             "spec.nodePool: set exactly one of podsPerNode or nodeAllocatable",
         )),
         (Some(0), None) => p.push(Problem::error(
+            Rule::NodePoolSizing,
             "spec.nodePool.podsPerNode",
             "spec.nodePool.podsPerNode must be at least 1",
         )),
         (None, Some(alloc)) => {
             if alloc.cpu.is_none() && alloc.memory.is_none() {
                 p.push(Problem::error(
+                    Rule::NodePoolSizing,
                     "spec.nodePool.nodeAllocatable",
                     "set cpu, memory or both",
                 ));
@@ -504,13 +846,14 @@ fn validate_node_pool(spec: &CustomScalingPolicySpec, pool: &NodePool, p: &mut V
     }
     if pool.max_nodes == 0 {
         p.push(Problem::error(
+            Rule::NodePoolBounds,
             "spec.nodePool.maxNodes",
             "must be at least 1",
         ));
     }
     if pool.min_nodes > pool.max_nodes {
         p.push(Problem::error(
-            "spec.nodePool.minNodes",
+            Rule::NodePoolBounds, "spec.nodePool.minNodes",
             format!(
                 "spec.nodePool.minNodes ({}) must be less than or equal to spec.nodePool.maxNodes ({})",
                 pool.min_nodes, pool.max_nodes
@@ -519,6 +862,7 @@ fn validate_node_pool(spec: &CustomScalingPolicySpec, pool: &NodePool, p: &mut V
     }
     if pool.headroom_nodes > pool.max_nodes {
         p.push(Problem::warning(
+            Rule::NodePoolHeadroom,
             "spec.nodePool.headroomNodes",
             format!(
                 "{} headroom nodes exceed maxNodes ({}); the pool will sit at maxNodes",
@@ -535,7 +879,7 @@ fn foot_guns(spec: &CustomScalingPolicySpec, p: &mut Vec<Problem>) {
         let no_policy = rules.policies.as_ref().is_none_or(|v| v.is_empty());
         if window == 0 && no_policy {
             p.push(Problem::warning(
-                "spec.behavior.scaleDown",
+                Rule::ScaleDownCliff, "spec.behavior.scaleDown",
                 "stabilizationWindowSeconds is 0 and no rate policy is set: one low reading can drop the target to minReplicas in a single tick",
             ));
         }
@@ -543,7 +887,7 @@ fn foot_guns(spec: &CustomScalingPolicySpec, p: &mut Vec<Problem>) {
     let floor = spec.min_replicas.max(1);
     if u64::from(spec.max_replicas) > 50 * u64::from(floor) {
         p.push(Problem::warning(
-            "spec.maxReplicas",
+            Rule::ReplicaSpread, "spec.maxReplicas",
             format!(
                 "maxReplicas ({}) is more than 50 times minReplicas ({}): a runaway metric could cost a lot",
                 spec.max_replicas, spec.min_replicas
@@ -608,14 +952,20 @@ pub fn validate_source(spec: &ClusterMetricsSourceSpec) -> Vec<Problem> {
             if authority.contains('@') {
                 // Never echo the value: it holds a credential.
                 p.push(Problem::error(
+                    Rule::SourceAddress,
                     "spec.address",
                     "must not contain credentials (user:password@); use spec.auth with a Secret",
                 ));
             } else if authority.is_empty() {
-                p.push(Problem::error("spec.address", "has no host"));
+                p.push(Problem::error(
+                    Rule::SourceAddress,
+                    "spec.address",
+                    "has no host",
+                ));
             }
         }
         _ => p.push(Problem::error(
+            Rule::SourceAddress,
             "spec.address",
             format!("{:?} must start with http:// or https://", spec.address),
         )),
@@ -623,27 +973,33 @@ pub fn validate_source(spec: &ClusterMetricsSourceSpec) -> Vec<Problem> {
     if let Some(why) = metadata_address(&spec.address) {
         if spec.allow_link_local {
             p.push(Problem::warning(
-                "spec.address",
+                Rule::MetadataEndpoint, "spec.address",
                 format!("{why}: it may serve the node's cloud credentials; allowed by spec.allowLinkLocal"),
             ));
         } else {
             p.push(Problem::error(
-                "spec.address",
+                Rule::MetadataEndpoint, "spec.address",
                 format!("{why}: it serves the node's cloud credentials, not metrics; set spec.allowLinkLocal: true only for a metrics endpoint that really lives there"),
             ));
         }
     }
     if spec.allowed_namespaces.is_empty() {
         p.push(Problem::error(
+            Rule::AllowedNamespaces,
             "spec.allowedNamespaces",
             "list at least one namespace, or \"*\" for all",
         ));
     }
     if spec.timeout.as_millis() == 0 {
-        p.push(Problem::error("spec.timeout", "must be greater than 0"));
+        p.push(Problem::error(
+            Rule::SourceTimeout,
+            "spec.timeout",
+            "must be greater than 0",
+        ));
     }
     if spec.max_response_bytes < 1024 {
         p.push(Problem::error(
+            Rule::ResponseLimit,
             "spec.maxResponseBytes",
             "spec.maxResponseBytes must be at least 1024",
         ));
@@ -652,6 +1008,7 @@ pub fn validate_source(spec: &ClusterMetricsSourceSpec) -> Vec<Problem> {
         && auth.bearer_token.is_some() == auth.basic.is_some()
     {
         p.push(Problem::error(
+            Rule::SourceAuth,
             "spec.auth",
             "spec.auth: set exactly one of bearerToken or basic",
         ));
@@ -660,6 +1017,7 @@ pub fn validate_source(spec: &ClusterMetricsSourceSpec) -> Vec<Problem> {
         && cb.failure_threshold == 0
     {
         p.push(Problem::error(
+            Rule::CircuitBreaker,
             "spec.circuitBreaker.failureThreshold",
             "spec.circuitBreaker.failureThreshold must be at least 1",
         ));

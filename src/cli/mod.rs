@@ -115,6 +115,14 @@ pub struct LintArgs {
     /// Accept a run that checked no CustomScalingPolicy or ClusterMetricsSource.
     #[arg(long)]
     pub allow_empty: bool,
+    /// How to print findings: text for people, json (one object per line), sarif
+    /// (GitHub code scanning), github (Actions annotations).
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: lint::LintFormat,
+    /// The operator's namespace: a ClusterMetricsSource's Secrets must be there, as
+    /// the webhook checks. Empty: not checked.
+    #[arg(long, value_name = "NS", default_value = "ballast-system")]
+    pub operator_namespace: String,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]

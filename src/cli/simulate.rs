@@ -23,7 +23,7 @@ use crate::engine::{self, Input, PodRequests, Sample};
 pub fn load_policy(path: &Path) -> anyhow::Result<CustomScalingPolicy> {
     let documents = read_documents(path)?;
     for doc in documents {
-        let Some(findings) = lint_document(&doc.value) else {
+        let Some(findings) = lint_document(&doc.value, None) else {
             continue;
         };
         let errors: Vec<String> = findings
@@ -42,8 +42,13 @@ pub fn load_policy(path: &Path) -> anyhow::Result<CustomScalingPolicy> {
         if doc.value.get("kind").and_then(|k| k.as_str()) != Some("CustomScalingPolicy") {
             continue;
         }
-        let (policy, _) = validation::decode::<CustomScalingPolicy>(&doc.value)
-            .map_err(|p| anyhow!("{}: {p}", path.display()))?;
+        let policy = validation::check_policy(&doc.value).object.ok_or_else(|| {
+            anyhow!(
+                "{} (document {}): the policy does not decode",
+                path.display(),
+                doc.index
+            )
+        })?;
         return Ok(policy);
     }
     bail!("{}: no CustomScalingPolicy found", path.display())

@@ -9,8 +9,7 @@ use serde_json::Value;
 use super::admission::Verdict;
 use crate::api::validation::{self, Problem, Severity};
 use crate::api::{
-    ClusterMetricsSource, ClusterMetricsSourceSpec, CustomScalingPolicy, CustomScalingPolicySpec,
-    TargetRef,
+    ClusterMetricsSourceSpec, CustomScalingPolicy, CustomScalingPolicySpec, TargetRef,
 };
 
 /// An object another autoscaler points at: API group (version ignored), kind, name.
@@ -115,51 +114,25 @@ fn problems_into(problems: Vec<Problem>, verdict: &mut Verdict) {
     }
 }
 
-/// Decode and validate a policy the way `ballast lint` does. `Err` when it cannot
-/// be decoded at all.
+/// Decode and validate a policy the way `ballast lint` does. `Err` when a field
+/// does not decode (every such field is named, with what the rest of the object
+/// breaks).
 pub fn validate_policy(object: &Value) -> Result<(CustomScalingPolicy, Verdict), Verdict> {
     let mut verdict = Verdict::default();
-    match validation::decode::<CustomScalingPolicy>(object) {
-        Ok((policy, unknown)) => {
-            problems_into(unknown, &mut verdict);
-            problems_into(validation::validate_policy(&policy.spec), &mut verdict);
-            Ok((policy, verdict))
-        }
-        Err(problem) => {
-            problems_into(vec![problem], &mut verdict);
-            Err(verdict)
-        }
+    let checked = validation::check_policy(object);
+    let failed = checked.has_type_errors();
+    problems_into(checked.problems, &mut verdict);
+    match checked.object {
+        Some(policy) if !failed => Ok((policy, verdict)),
+        _ => Err(verdict),
     }
 }
 
-/// Decode and validate a source. Its credentials must live in the operator's
-/// namespace: that is the only place its RBAC lets it read Secrets.
+/// Decode and validate a source, with its Secrets in the operator's namespace.
 pub fn validate_source(object: &Value, operator_namespace: &str) -> Verdict {
     let mut verdict = Verdict::default();
-    match validation::decode::<ClusterMetricsSource>(object) {
-        Ok((source, unknown)) => {
-            problems_into(unknown, &mut verdict);
-            problems_into(validation::validate_source(&source.spec), &mut verdict);
-            if let Some(auth) = &source.spec.auth {
-                let secrets = [
-                    auth.bearer_token
-                        .as_ref()
-                        .map(|s| ("spec.auth.bearerToken.namespace", &s.namespace)),
-                    auth.basic
-                        .as_ref()
-                        .map(|b| ("spec.auth.basic.namespace", &b.namespace)),
-                ];
-                for (field, namespace) in secrets.into_iter().flatten() {
-                    if namespace != operator_namespace {
-                        verdict.denials.push(format!(
-                            "{field}: the Secret must be in the operator's namespace {operator_namespace:?}, not {namespace:?} (the operator may read Secrets only there)"
-                        ));
-                    }
-                }
-            }
-        }
-        Err(problem) => problems_into(vec![problem], &mut verdict),
-    }
+    let checked = validation::check_source(object, Some(operator_namespace));
+    problems_into(checked.problems, &mut verdict);
     verdict
 }
 
