@@ -703,3 +703,111 @@ fn completions_know_the_subcommands_and_bash_accepts_its_script() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(text(&bad.stderr).contains("tcsh"), "{}", text(&bad.stderr));
 }
+
+/// Every subcommand's help has examples and keeps the global flags apart; each
+/// example parses as the command line it claims to be.
+#[test]
+fn every_subcommand_has_examples_that_parse() {
+    use clap::{CommandFactory as _, Parser as _};
+    let commands: Vec<String> = ballast::cli::Cli::command()
+        .get_subcommands()
+        .map(|c| c.get_name().to_string())
+        .filter(|n| n != "help")
+        .collect();
+    assert!(commands.len() >= 8, "{commands:?}");
+    let mut parsed = 0;
+    for name in &commands {
+        let out = ballast(&[name, "--help"]);
+        let help = text(&out.stdout);
+        assert!(out.status.success(), "{name} --help: {}", text(&out.stderr));
+        assert!(
+            help.contains("\nExamples:\n"),
+            "{name} --help has no examples:\n{help}"
+        );
+        assert!(
+            help.contains("\nGlobal options:\n") && help.contains("--log <LOG>"),
+            "{name} --help groups the global flags:\n{help}"
+        );
+        let examples = help.split("\nExamples:\n").nth(1).unwrap_or_default();
+        for line in examples
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.contains("ballast "))
+        {
+            // Up to a pipe, a redirection or a comment; after any VAR=value prefix.
+            let Some(command) = line.split('|').find(|part| part.contains("ballast ")) else {
+                continue;
+            };
+            let command = command.split(['>', '#']).next().unwrap_or_default();
+            let Some(start) = command.find("ballast ") else {
+                continue;
+            };
+            let command = &command[start..];
+            let words = shell_words(command);
+            if let Err(err) = ballast::cli::Cli::try_parse_from(&words) {
+                panic!("{name}: the example {line:?} does not parse: {err}");
+            }
+            parsed += 1;
+        }
+    }
+    assert!(parsed >= 2 * commands.len(), "{parsed} examples");
+}
+
+/// Split a command line on spaces, keeping single-quoted words whole.
+fn shell_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut quoted = false;
+    let mut any = false;
+    for c in line.chars() {
+        match c {
+            '\'' => {
+                quoted = !quoted;
+                any = true;
+            }
+            ' ' if !quoted => {
+                if any {
+                    words.push(std::mem::take(&mut word));
+                    any = false;
+                }
+            }
+            c => {
+                word.push(c);
+                any = true;
+            }
+        }
+    }
+    if any {
+        words.push(word);
+    }
+    words
+}
+
+#[test]
+fn version_names_the_commit_and_date() {
+    let out = ballast(&["--version"]);
+    let version = text(&out.stdout);
+    let expected = format!("ballast {} (commit ", env!("CARGO_PKG_VERSION"));
+    assert!(version.starts_with(&expected), "{version}");
+    let head = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("git runs");
+    let head = text(&head.stdout);
+    assert!(
+        version.contains(&format!("commit {}, ", head.trim())),
+        "the commit built from ({}): {version}",
+        head.trim()
+    );
+    let date = version
+        .trim()
+        .rsplit(", ")
+        .next()
+        .and_then(|d| d.strip_suffix(')'))
+        .unwrap_or_default();
+    assert!(
+        jiff::civil::Date::strptime("%Y-%m-%d", date).is_ok(),
+        "a date: {version}"
+    );
+}

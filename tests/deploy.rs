@@ -532,6 +532,23 @@ fn the_dockerfile_build_context_is_a_whole_workspace() {
         binaries.contains(&"ballast"),
         "the context builds no ballast binary: {binaries:?}"
     );
+    // build.rs is found by its presence, so metadata alone would not miss it.
+    let build_script = metadata["packages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["name"] == "ballast")
+        .flat_map(|p| p["targets"].as_array().into_iter().flatten())
+        .any(|t| {
+            t["kind"]
+                .as_array()
+                .is_some_and(|k| k.iter().any(|k| k == "custom-build"))
+        });
+    assert_eq!(
+        build_script,
+        root().join("build.rs").exists(),
+        "build.rs (the version stamp) is copied into the build stage: {copied:?}"
+    );
 }
 
 /// `make image` (image/build) and deploy/Dockerfile build the same thing: the

@@ -18,12 +18,29 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::error::Category;
 
+/// The help heading of the flags every subcommand takes.
+const GLOBAL: &str = "Global options";
+
 /// Scale Kubernetes workloads and their node pools from Prometheus metrics.
 #[derive(Debug, Parser)]
-#[command(name = "ballast", version, about, long_about = None)]
+#[command(
+    name = "ballast",
+    version = env!("BALLAST_LONG_VERSION"),
+    about,
+    long_about = None,
+    after_help = "Examples:\n  ballast lint policies/\n  ballast simulate --policy policy.yaml --series evictions.csv --initial-replicas 2 --plot run.svg\n  \
+ballast query --prometheus http://localhost:9090 'sum(rate(redis_evicted_keys_total[1m]))'\n\n\
+Run `ballast <command> --help` for each command's options and examples."
+)]
 pub struct Cli {
     /// Log filter (`RUST_LOG` syntax, e.g. `info` or `ballast=debug`). Logs go to stderr.
-    #[arg(long, global = true, env = "BALLAST_LOG", default_value = "warn")]
+    #[arg(
+        long,
+        global = true,
+        env = "BALLAST_LOG",
+        default_value = "warn",
+        help_heading = GLOBAL
+    )]
     pub log: String,
 
     /// Log format: `text` for people, `json` for log pipelines.
@@ -32,7 +49,8 @@ pub struct Cli {
         global = true,
         value_enum,
         env = "BALLAST_LOG_FORMAT",
-        default_value = "text"
+        default_value = "text",
+        help_heading = GLOBAL
     )]
     pub log_format: crate::telemetry::LogFormat,
 
@@ -43,18 +61,42 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the operator.
+    #[command(after_help = "Examples:\n  \
+ballast run --prometheus-url http://prometheus-operated.monitoring:9090     # in the cluster (the chart's default)\n  \
+ballast run --kubeconfig ~/.kube/config --context kind-dev --log info       # from a laptop, against a dev cluster\n  \
+ballast run --watch-namespace shop                                          # only the policies of one namespace")]
     Run(run::RunArgs),
     /// Serve only the validating admission webhook.
+    #[command(after_help = "Examples:\n  \
+ballast webhook --addr 0.0.0.0:9443 --webhook-cert-dir /tls    # with a mounted certificate (cert-manager)\n  \
+ballast webhook --kubeconfig ~/.kube/config --log info         # from a laptop")]
     Webhook(webhook::WebhookCmdArgs),
     /// Print the CustomResourceDefinitions as YAML (what `crds/` holds).
+    #[command(after_help = "Examples:\n  \
+ballast crd | kubectl apply --server-side -f -   # install or upgrade the CRDs\n  \
+ballast crd --out-dir crds/                       # one file per CRD\n  \
+ballast crd --check crds/                         # CI: fail when crds/ is stale")]
     Crd(CrdArgs),
     /// Check policy files offline: the CRD's rules, PromQL syntax, foot-guns.
     Lint(LintArgs),
     /// Replay a metric series through a policy and show the replicas it would set.
+    #[command(after_help = "Examples:\n  \
+ballast simulate --policy examples/cache-eviction/policy.yaml --series examples/cache-eviction/series.csv --initial-replicas 2\n  \
+ballast simulate --policy policy.yaml --prometheus http://localhost:9090 --from now-6h --to now --initial-replicas 4 --plot replay.svg\n  \
+ballast simulate --policy policy.yaml --series s.csv --initial-replicas 2 --output csv > decisions.csv")]
     Simulate(SimulateArgs),
     /// Run one PromQL query the way the operator does and show what it would read.
+    #[command(
+        after_help = "Exit codes: 0 a value; 1 no data (a policy would hold its replicas); 2 an error.\n\n\
+Examples:\n  \
+ballast query --prometheus http://localhost:9090 'sum(rate(redis_evicted_keys_total[1m]))'\n  \
+ballast query --prometheus http://thanos-query.monitoring:9090 --timeout 2s 'max(kafka_consumergroup_lag)'"
+    )]
     Query(QueryArgs),
     /// Draw a Grafana dashboard's time-series panels from Prometheus into an SVG.
+    #[command(after_help = "Examples:\n  \
+ballast dashboard --prometheus http://localhost:9090 --out dashboard.svg\n  \
+ballast dashboard --prometheus http://localhost:9090 --from now-1h --var namespace=shop --out shop.svg")]
     Dashboard(dashboard::DashboardArgs),
     /// Print a shell completion script.
     #[command(

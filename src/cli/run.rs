@@ -19,6 +19,7 @@ use crate::webhook::{self, WebhookArgs};
 
 /// Which cluster to talk to (shared by `run` and `webhook`).
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Cluster connection")]
 pub struct ClusterArgs {
     /// Kubeconfig to use (default: in-cluster config, then $KUBECONFIG / ~/.kube/config).
     #[arg(long, env = "KUBECONFIG", value_name = "FILE")]
