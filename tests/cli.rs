@@ -811,3 +811,89 @@ fn version_names_the_commit_and_date() {
         "a date: {version}"
     );
 }
+
+/// `ballast explain -f --series`: the decision at a row, in words, agreeing with
+/// `ballast simulate` on the same replay (the replicas, the reason, the values).
+#[test]
+fn explain_offline_agrees_with_simulate_row_by_row() {
+    let policy = "examples/queue-lag/policy.yaml";
+    let series = "examples/queue-lag/series.csv";
+    let sim = ballast(&[
+        "simulate",
+        "--policy",
+        policy,
+        "--series",
+        series,
+        "--initial-replicas",
+        "2",
+        "--output",
+        "csv",
+    ]);
+    assert!(sim.status.success(), "{}", text(&sim.stderr));
+    let csv = text(&sim.stdout);
+    let header: Vec<&str> = csv.lines().next().expect("header").split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).expect(name);
+    let rows: Vec<Vec<String>> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').map(str::to_string).collect())
+        .collect();
+    // The last row, and every 7th: scale-ups, holds and scale-downs among them.
+    let mut picked: Vec<usize> = (0..rows.len()).step_by(7).collect();
+    picked.push(rows.len() - 1);
+    let mut reasons = std::collections::BTreeSet::new();
+    for i in picked {
+        let row = &rows[i];
+        let at = row[0].clone();
+        let out = ballast(&[
+            "explain",
+            "-f",
+            policy,
+            "--series",
+            series,
+            "--initial-replicas",
+            "2",
+            "--at",
+            &at,
+        ]);
+        let explained = text(&out.stdout);
+        assert!(out.status.success(), "--at {at}: {}", text(&out.stderr));
+        let replicas = &row[col("replicas")];
+        let reason = &row[col("reason")];
+        assert!(
+            explained.contains(&format!("Result: {replicas} replicas")),
+            "row {at}: simulate says {replicas}:\n{explained}"
+        );
+        assert!(
+            explained.contains(&format!("({reason})")),
+            "row {at}: simulate says {reason}:\n{explained}"
+        );
+        let recommended = &row[col("recommended")];
+        if !recommended.is_empty() {
+            assert!(
+                explained.contains(&format!("Recommendation: {recommended}")),
+                "row {at}:\n{explained}"
+            );
+        }
+        reasons.insert(reason.clone());
+    }
+    assert!(
+        reasons.len() >= 3,
+        "the rows cover several reasons: {reasons:?}"
+    );
+    let out = ballast(&[
+        "explain",
+        "-f",
+        policy,
+        "--series",
+        series,
+        "--at",
+        "no-such-row",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--at no-such-row: no row of"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -4,6 +4,7 @@
 
 pub mod crd;
 pub mod dashboard;
+pub mod explain;
 pub mod lint;
 pub mod plot;
 pub mod run;
@@ -85,6 +86,9 @@ ballast simulate --policy examples/cache-eviction/policy.yaml --series examples/
 ballast simulate --policy policy.yaml --prometheus http://localhost:9090 --from now-6h --to now --initial-replicas 4 --plot replay.svg\n  \
 ballast simulate --policy policy.yaml --series s.csv --initial-replicas 2 --output csv > decisions.csv")]
     Simulate(SimulateArgs),
+    /// Explain a decision in words: metric values, the formula with its numbers,
+    /// which window or rate rule bound it.
+    Explain(explain::ExplainArgs),
     /// Run one PromQL query the way the operator does and show what it would read.
     #[command(
         after_help = "Exit codes: 0 a value; 1 no data (a policy would hold its replicas); 2 an error.\n\n\
@@ -227,6 +231,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Crd(args) => crd::run(&args),
         Command::Lint(args) => lint::run(&args),
         Command::Simulate(args) => simulate::run(&args),
+        Command::Explain(args) => explain::run(&args),
         Command::Query(args) => query(&args),
         Command::Dashboard(args) => dashboard::run(&args),
         Command::Completions(args) => {

@@ -75,7 +75,7 @@ pub fn parse_pod_requests(text: &str) -> anyhow::Result<PodRequests> {
 }
 
 /// Map the series' columns onto the policy's metrics, refusing unknown or absent ones.
-fn column_order(
+pub fn column_order(
     file: &str,
     spec: &CustomScalingPolicySpec,
     series: &Series,
@@ -111,12 +111,54 @@ pub fn simulate(
     pod_requests: Option<PodRequests>,
     mut progress: impl FnMut(usize, usize),
 ) -> Vec<SimRow> {
-    let mut history = History::default();
-    let mut replicas = initial_replicas;
-    let mut nodes = initial_nodes;
     let mut out = Vec::with_capacity(series.rows.len());
     let total = series.rows.len();
     let every = (total / 10).max(1);
+    replay(
+        spec,
+        series,
+        columns,
+        initial_replicas,
+        initial_nodes,
+        pod_requests,
+        |i, input, decision| {
+            let row = &series.rows[i];
+            out.push(SimRow {
+                label: row.label.clone(),
+                time: row.time,
+                metrics: decision
+                    .metrics
+                    .iter()
+                    .map(|m| (m.raw, m.smoothed))
+                    .collect(),
+                replicas_before: input.current_replicas,
+                recommended: decision.recommended,
+                replicas: decision.desired_replicas,
+                nodes: decision.nodes.as_ref().map(|n| n.desired),
+                reason: decision.reason.as_str(),
+            });
+            if (i + 1) % every == 0 {
+                progress(i + 1, total);
+            }
+        },
+    );
+    out
+}
+
+/// Run the engine over the rows, each decision applied before the next row;
+/// `on_tick(row, input, decision)` sees each one.
+pub fn replay(
+    spec: &CustomScalingPolicySpec,
+    series: &Series,
+    columns: &[usize],
+    initial_replicas: u32,
+    initial_nodes: Option<u32>,
+    pod_requests: Option<PodRequests>,
+    mut on_tick: impl FnMut(usize, &Input<'_>, &engine::Decision),
+) {
+    let mut history = History::default();
+    let mut replicas = initial_replicas;
+    let mut nodes = initial_nodes;
     let mut samples: Vec<Option<Sample>> = Vec::with_capacity(columns.len());
     for (i, row) in series.rows.iter().enumerate() {
         samples.clear();
@@ -126,7 +168,7 @@ pub fn simulate(
                 time: row.time,
             })
         }));
-        let decision = engine::decide(&Input {
+        let input = Input {
             spec,
             now: row.time,
             current_replicas: replicas,
@@ -134,30 +176,13 @@ pub fn simulate(
             history: &history,
             current_nodes: nodes,
             pod_requests,
-        });
-        let node_desired = decision.nodes.as_ref().map(|n| n.desired);
-        out.push(SimRow {
-            label: row.label.clone(),
-            time: row.time,
-            metrics: decision
-                .metrics
-                .iter()
-                .map(|m| (m.raw, m.smoothed))
-                .collect(),
-            replicas_before: replicas,
-            recommended: decision.recommended,
-            replicas: decision.desired_replicas,
-            nodes: node_desired,
-            reason: decision.reason.as_str(),
-        });
+        };
+        let decision = engine::decide(&input);
+        on_tick(i, &input, &decision);
         replicas = decision.desired_replicas;
-        nodes = node_desired.or(nodes);
+        nodes = decision.nodes.as_ref().map(|n| n.desired).or(nodes);
         history = decision.history;
-        if (i + 1) % every == 0 {
-            progress(i + 1, total);
-        }
     }
-    out
 }
 
 fn fmt_value(v: Option<f64>) -> String {

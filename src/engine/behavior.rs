@@ -84,17 +84,15 @@ fn resolve(
     }
 }
 
-/// Stabilize a recommendation against the recent ones: scale-up takes the lowest
-/// recommendation inside the up window, scale-down the highest inside the down
-/// window; the result is the current replicas brought within those two.
-/// Returns the stabilized count and, when it differs from `recommended`, the reason.
-pub fn stabilize(
+/// The lowest recommendation in the scale-up window and the highest in the
+/// scale-down window, `recommended` included: the stabilized count is the current
+/// one brought within them.
+pub fn window_bounds(
     rules: &Resolved,
     history: &History,
     now: i64,
-    current: u32,
     recommended: u32,
-) -> (u32, Option<Reason>) {
+) -> (u32, u32) {
     let up_cutoff = now - i64::from(rules.up.window_seconds) * 1000;
     let down_cutoff = now - i64::from(rules.down.window_seconds) * 1000;
     let mut up = recommended;
@@ -107,6 +105,21 @@ pub fn stabilize(
             down = down.max(rec.high);
         }
     }
+    (up, down)
+}
+
+/// Stabilize a recommendation against the recent ones: scale-up takes the lowest
+/// recommendation inside the up window, scale-down the highest inside the down
+/// window; the result is the current replicas brought within those two.
+/// Returns the stabilized count and, when it differs from `recommended`, the reason.
+pub fn stabilize(
+    rules: &Resolved,
+    history: &History,
+    now: i64,
+    current: u32,
+    recommended: u32,
+) -> (u32, Option<Reason>) {
+    let (up, down) = window_bounds(rules, history, now, recommended);
     let mut result = current;
     if result < up {
         result = up;

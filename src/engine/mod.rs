@@ -12,6 +12,7 @@
 //! 5. size the node pool ([`nodepool`]) and keep the history bounded ([`history`]).
 
 pub mod behavior;
+pub mod explain;
 pub mod history;
 pub mod nodepool;
 pub mod replicas;
@@ -87,8 +88,31 @@ pub struct Decision {
     pub data: Data,
     pub metrics: Vec<MetricOutcome>,
     pub nodes: Option<NodeDecision>,
+    /// How the replicas were reached from the recommendation (`ballast explain`).
+    pub steps: Steps,
     /// The history to keep for the next tick, assuming the decision is applied.
     pub history: History,
+}
+
+/// The stages between the metrics' recommendation and the replicas, as the
+/// engine went through them: what `ballast explain` puts in words.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Steps {
+    /// The current replicas were outside `[minReplicas, maxReplicas]`: the bounds
+    /// applied first and nothing else did.
+    pub out_of_bounds: bool,
+    /// No recommendation history yet: the current replicas counted as a recent
+    /// recommendation (no scale-down right after a start).
+    pub fresh_start: bool,
+    /// The lowest recommendation in the scale-up window and the highest in the
+    /// scale-down window, this tick's included.
+    pub windows: Option<(u32, u32)>,
+    /// The recommendation after the stabilization windows.
+    pub stabilized: Option<u32>,
+    /// After the rate limits, before the node-pool cap.
+    pub limited: Option<u32>,
+    /// `nodePool.capReplicas` held the replicas below this.
+    pub uncapped: Option<u32>,
 }
 
 /// Decide one tick.
@@ -116,6 +140,7 @@ pub fn decide(input: &Input<'_>) -> Decision {
         data: Data::Complete,
         metrics,
         nodes: None,
+        steps: Steps::default(),
         history: History::default(),
     };
 
@@ -174,6 +199,7 @@ pub fn decide(input: &Input<'_>) -> Decision {
             (min, Reason::TooFewReplicas)
         };
         decision.desired_replicas = to;
+        decision.steps.out_of_bounds = true;
         decision.reason = reason;
         decision.message =
             format!("current replicas {current} outside [{min}, {max}]; moving to {to}");
@@ -182,7 +208,9 @@ pub fn decide(input: &Input<'_>) -> Decision {
             // Fresh start without history: treat current as recent, as HPA does, so a
             // restart never opens the door to an immediate scale-down.
             history::record_recommendation(&mut next, now, current);
+            decision.steps.fresh_start = true;
         }
+        decision.steps.windows = Some(behavior::window_bounds(&rules, &next, now, rec));
         // Unbounded here, as in HPA, so the rate step can say which bound held.
         let (stabilized, stab_reason) = behavior::stabilize(&rules, &next, now, current, rec);
         // Recorded within bounds (windows take min/max, which commute with bounds).
@@ -197,6 +225,8 @@ pub fn decide(input: &Input<'_>) -> Decision {
             max,
         );
         decision.desired_replicas = limited.clamp(min, max);
+        decision.steps.stabilized = Some(stabilized);
+        decision.steps.limited = Some(decision.desired_replicas);
         decision.reason = if limited != stabilized {
             limit_reason
         } else if let Some(r) = stab_reason {
@@ -329,6 +359,7 @@ fn cap_to_node_pool(input: &Input<'_>, current: u32, decision: &mut Decision) {
     let capped = cap.max(current.min(desired)).max(input.spec.min_replicas);
     if capped < desired {
         decision.desired_replicas = capped;
+        decision.steps.uncapped = Some(desired);
         decision.reason = Reason::NodePoolAtMax;
         decision.message = format!(
             "holding at {capped} instead of {desired} replicas (nodePool.capReplicas): maxNodes {} x {per_node} pods per node hold {cap} with {} headroom nodes free",

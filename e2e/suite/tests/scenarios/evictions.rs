@@ -155,6 +155,7 @@ pub async fn evictions(s: &mut Scenario) -> anyhow::Result<()> {
         desired.is_some_and(|d| d >= 5),
         "status.desiredReplicas {desired:?}"
     );
+    explain(s).await?;
 
     // Down: the load stops by itself; the window holds, then 2 pods per 10 s.
     load.wait().await.context("e2e/load")?;
@@ -231,6 +232,35 @@ pub async fn evictions(s: &mut Scenario) -> anyhow::Result<()> {
         "no ScaledDown event: {downs:?}"
     );
     replay(s).await
+}
+
+/// `ballast explain` on the live policy: the last tick rebuilt from its status and
+/// decided again gives what the operator recorded (no "Note: the operator
+/// recorded" line), in words with the formula's numbers.
+async fn explain(s: &Scenario) -> anyhow::Result<()> {
+    let kubeconfig = s.env.kubeconfig.to_string_lossy().into_owned();
+    let (code, out) = s
+        .ballast(&["explain", "cache", "-n", &s.ns, "--kubeconfig", &kubeconfig])
+        .await?;
+    anyhow::ensure!(code == 0, "ballast explain exited {code}: {out}");
+    for needle in [
+        format!("CustomScalingPolicy {}/cache, last tick at ", s.ns),
+        "evictions (target AverageValue 100 per replica)".to_string(),
+        "replicas = ceil(".to_string(),
+        "Stabilization (scale-up window 0s, scale-down window".to_string(),
+        "Result: ".to_string(),
+    ] {
+        anyhow::ensure!(
+            out.contains(&needle),
+            "no {needle:?} in ballast explain:\n{out}"
+        );
+    }
+    anyhow::ensure!(
+        !out.contains("Note: the operator recorded"),
+        "decided again from its status, the tick differs from the operator's:\n{out}"
+    );
+    s.say("ballast explain rebuilt the last tick from status and agrees with the operator");
+    Ok(())
 }
 
 /// `ballast simulate --prometheus` over the last 10 minutes replays the real
