@@ -317,3 +317,90 @@ fn deploy_is_the_charts_render() {
     let (ok, out, err) = run(&root().join("charts/render"), &["--check"]);
     assert!(ok, "charts/render --check (fix: make deploy):\n{out}{err}");
 }
+
+/// `ballast lint -` on what GitOps renders: `kubectl kustomize examples` passes
+/// with every policy and source in it checked, and a Helm chart that templates a
+/// bad query fails with the place in the rendered text.
+#[test]
+fn rendered_manifests_are_linted_from_stdin() {
+    use std::io::Write as _;
+    let lint = |input: &str| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ballast"))
+            .args(["lint", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("ballast runs");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write");
+        let out = child.wait_with_output().expect("wait");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, rendered, err) = run(Path::new("kubectl"), &["kustomize", "examples"]);
+    assert!(ok, "kubectl kustomize examples: {err}");
+    let ours = parse(&rendered)
+        .iter()
+        .filter(|o| {
+            matches!(
+                o["kind"].as_str(),
+                Some("CustomScalingPolicy" | "ClusterMetricsSource")
+            )
+        })
+        .count();
+    assert!(ours >= 4, "{ours} policies and sources in examples/");
+    let (code, out, summary) = lint(&rendered);
+    assert_eq!(code, Some(0), "{out}{summary}");
+    assert!(
+        summary.contains(&format!("checked {ours} objects in 1 files")),
+        "{summary}"
+    );
+
+    let chart = tempfile::tempdir().expect("temp dir");
+    let dir = chart.path();
+    fs::create_dir_all(dir.join("templates")).expect("mkdir");
+    fs::write(
+        dir.join("Chart.yaml"),
+        "apiVersion: v2\nname: policies\nversion: 0.1.0\n",
+    )
+    .expect("write");
+    fs::write(dir.join("values.yaml"), "query: sum(rate(x[1m])\n").expect("write");
+    fs::write(
+        dir.join("templates/policy.yaml"),
+        "apiVersion: autoscaling.ballast.dev/v1alpha1
+kind: CustomScalingPolicy
+metadata:
+  name: {{ .Release.Name }}
+spec:
+  targetRef: {apiVersion: apps/v1, kind: Deployment, name: web}
+  maxReplicas: 5
+  metrics:
+    - name: evictions
+      query: {{ .Values.query | quote }}
+      target: {type: Value, value: \"100\"}
+",
+    )
+    .expect("write");
+    let path = dir.to_string_lossy().into_owned();
+    let (ok, rendered, err) = run(helm(), &["template", "web", &path]);
+    assert!(ok, "helm template: {err}");
+    let line = rendered
+        .lines()
+        .position(|l| l.contains("query: \"sum(rate(x[1m])\""))
+        .expect("the query in the render")
+        + 1;
+    let (code, out, summary) = lint(&rendered);
+    assert_eq!(code, Some(1), "{out}{summary}");
+    assert!(
+        out.starts_with(&format!("<stdin>:{line}:14: error[promql-syntax]: CustomScalingPolicy web: spec.metrics[0].query: ")),
+        "{out}"
+    );
+}
