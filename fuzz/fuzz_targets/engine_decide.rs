@@ -226,7 +226,7 @@ fn check(input: &Input<'_>, d: &Decision) {
         .fallback
         .as_ref()
         .filter(|f| failures >= f.failure_threshold.max(1))
-        .and_then(|f| f.replicas);
+        .and_then(|f| f.target(current));
     let expected = match (missing, fallback) {
         (0, _) => Data::Complete,
         (_, Some(_)) => Data::Fallback,
@@ -234,6 +234,20 @@ fn check(input: &Input<'_>, d: &Decision) {
         _ => Data::Missing,
     };
     assert_eq!(d.data, expected, "{}", ctx());
+    // AtLeast never cuts capacity during an outage.
+    if d.data == Data::Fallback
+        && spec
+            .fallback
+            .as_ref()
+            .is_some_and(|f| f.effective_mode() == FallbackMode::AtLeast)
+        && current <= max
+    {
+        assert!(
+            d.desired_replicas >= current,
+            "AtLeast cut capacity: {}",
+            ctx()
+        );
+    }
 
     let desired = d.desired_replicas;
     assert!(
@@ -483,6 +497,12 @@ fn make_spec(u: &mut Unstructured) -> Result<CustomScalingPolicySpec> {
                 Some(small_or_any(u)?)
             } else {
                 None
+            },
+            mode: match u.int_in_range(0..=3)? {
+                0 => None,
+                1 => Some(FallbackMode::Hold),
+                2 => Some(FallbackMode::Static),
+                _ => Some(FallbackMode::AtLeast),
             },
         }),
     };

@@ -83,6 +83,8 @@ pub mod events {
     pub const SCALED_DOWN: &str = "ScaledDown";
     pub const NODE_POOL_SCALED: &str = "NodePoolScaled";
     pub const FALLBACK_APPLIED: &str = "FallbackApplied";
+    /// The metrics are back (or the policy changed) after a fallback.
+    pub const FALLBACK_ENDED: &str = "FallbackEnded";
     pub const NODE_POOL_WITHIN_MAX: &str = "NodePoolWithinMax";
     pub const CIRCUIT_OPEN: &str = "CircuitOpen";
 }

@@ -272,15 +272,63 @@ pub enum PolicyType {
 /// Behaviour while metrics are unavailable.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.mode) || self.mode == 'Hold' || has(self.replicas)").message("spec.fallback.replicas is required with mode Static or AtLeast"))]
 pub struct Fallback {
-    /// Consecutive failed reads before `replicas` applies (default 3, at least 1).
+    /// Consecutive failed reads before the fallback applies (default 3, at least 1).
     #[serde(default = "default_failure_threshold")]
     #[x_kube(validation = Rule::new("self >= 1").message("spec.fallback.failureThreshold must be at least 1"))]
     pub failure_threshold: u32,
-    /// Replicas to move to once the threshold is reached (within bounds and rate
-    /// limits). Absent: hold the current replicas.
+    /// The replicas `mode` Static and AtLeast use (within bounds and rate limits).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replicas: Option<u32>,
+    /// What to do once the threshold is reached. `Hold`: keep the current
+    /// replicas. `Static`: move to `replicas`, up or down (a large fleet at its
+    /// peak can be cut to `replicas` in one tick). `AtLeast`: the larger of the
+    /// current replicas and `replicas`, so an outage never cuts capacity.
+    /// Absent: `Static` when `replicas` is set, else `Hold`: what a policy written
+    /// before `mode` existed always meant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<FallbackMode>,
+}
+
+/// `spec.fallback.mode`.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FallbackMode {
+    Hold,
+    Static,
+    AtLeast,
+}
+
+impl FallbackMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FallbackMode::Hold => "Hold",
+            FallbackMode::Static => "Static",
+            FallbackMode::AtLeast => "AtLeast",
+        }
+    }
+}
+
+impl Fallback {
+    /// The mode in effect: `mode`, else `Static` with `replicas` and `Hold` without
+    /// (the meaning of a policy written before `mode` existed).
+    pub fn effective_mode(&self) -> FallbackMode {
+        self.mode.unwrap_or(if self.replicas.is_some() {
+            FallbackMode::Static
+        } else {
+            FallbackMode::Hold
+        })
+    }
+
+    /// The replicas to move to once the threshold is reached, from `current`;
+    /// `None` holds.
+    pub fn target(&self, current: u32) -> Option<u32> {
+        match self.effective_mode() {
+            FallbackMode::Hold => None,
+            FallbackMode::Static => self.replicas,
+            FallbackMode::AtLeast => self.replicas.map(|r| r.max(current)),
+        }
+    }
 }
 
 fn default_failure_threshold() -> u32 {

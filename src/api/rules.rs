@@ -64,6 +64,7 @@ rules! {
     StabilizationWindow = "stabilization-window", Error, "A stabilization window is between 0 and 3600 seconds.";
     RatePolicy = "rate-policy", Error, "A rate policy's value is above 0 and its period between 1 and 1800 seconds.";
     FallbackThreshold = "fallback-threshold", Error, "fallback.failureThreshold is at least 1.";
+    FallbackMode = "fallback-mode", Error, "fallback.mode Static and AtLeast have the replicas they need; Hold has none to ignore.";
     FallbackReplicas = "fallback-replicas", Warning, "fallback.replicas lies within [minReplicas, maxReplicas].";
     NodePoolTarget = "node-pool-target", Error, "A node pool is another object than the workload.";
     NodePoolSizing = "node-pool-sizing", Error, "A node pool sets exactly one of podsPerNode and nodeAllocatable, with positive values.";

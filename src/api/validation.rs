@@ -9,7 +9,8 @@ use serde::de::DeserializeOwned;
 
 use super::duration::Duration;
 use super::policy::{
-    CustomScalingPolicySpec, MetricSpec, NodePool, ScalingRules, TargetRef, TargetType,
+    CustomScalingPolicySpec, FallbackMode, MetricSpec, NodePool, ScalingRules, TargetRef,
+    TargetType,
 };
 use super::quantity::Quantity;
 pub use super::rules::Rule;
@@ -553,6 +554,21 @@ pub fn validate_policy(spec: &CustomScalingPolicySpec) -> Vec<Problem> {
                 "spec.fallback.failureThreshold",
                 "spec.fallback.failureThreshold must be at least 1",
             ));
+        }
+        match (fallback.mode, fallback.replicas) {
+            (Some(mode @ (FallbackMode::Static | FallbackMode::AtLeast)), None) => {
+                p.push(Problem::error(
+                    Rule::FallbackMode,
+                    "spec.fallback.replicas",
+                    format!("spec.fallback.replicas is required with mode {}", mode.as_str()),
+                ));
+            }
+            (Some(FallbackMode::Hold), Some(r)) => p.push(Problem::warning(
+                Rule::FallbackMode,
+                "spec.fallback.replicas",
+                format!("{r} is ignored with mode Hold (the current replicas are held); remove it, or use mode AtLeast to never go below it"),
+            )),
+            _ => {}
         }
         if let Some(r) = fallback.replicas
             && (r < spec.min_replicas || r > spec.max_replicas)

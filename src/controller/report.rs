@@ -14,7 +14,9 @@ use super::owners::{ReplicasOwner, overwritten_by};
 use crate::api::conditions::FIELD_MANAGER;
 use crate::api::conditions::{Reason, events as event_reasons, reasons, types};
 use crate::api::history::History;
-use crate::api::{CustomScalingPolicy, CustomScalingPolicyStatus, MetricStatus, NodePoolStatus};
+use crate::api::{
+    CustomScalingPolicy, CustomScalingPolicyStatus, FallbackMode, MetricStatus, NodePoolStatus,
+};
 use crate::engine::{Data, Decision};
 use crate::error::Category;
 use crate::metrics::MissingCause;
@@ -746,13 +748,43 @@ pub fn events(
                     .find(|c| c.type_ == types::METRICS_AVAILABLE)
             })
             .is_some_and(|c| c.reason == reasons::FALLBACK_ACTIVE);
+        let fallback = policy.spec.fallback.as_ref();
         if d.data == Data::Fallback && !had_fallback {
+            let what = match fallback.map(|f| (f.effective_mode(), f.replicas)) {
+                Some((FallbackMode::AtLeast, Some(r))) => format!(
+                    "mode AtLeast: never below the current replicas or fallback.replicas {r}; at {}",
+                    d.desired_replicas
+                ),
+                Some((mode, _)) => format!(
+                    "mode {}: moving to fallback.replicas: {}",
+                    mode.as_str(),
+                    d.desired_replicas
+                ),
+                None => format!("at {}", d.desired_replicas),
+            };
             out.push(Event {
                 type_: EventType::Warning,
                 reason: event_reasons::FALLBACK_APPLIED.into(),
                 note: Some(format!(
-                    "metrics unavailable for {} ticks (failureThreshold reached); moving to fallback.replicas: {}",
-                    d.history.consecutive_failures, d.desired_replicas
+                    "metrics unavailable for {} ticks (failureThreshold reached); {what}",
+                    d.history.consecutive_failures
+                )),
+                action: "Fallback".into(),
+                secondary: None,
+            });
+        }
+        if had_fallback && d.data != Data::Fallback {
+            let now = match d.data {
+                Data::Complete => "every metric is back".to_string(),
+                Data::Partial { missing } => format!("{missing} metrics still missing"),
+                _ => "no metric data".to_string(),
+            };
+            out.push(Event {
+                type_: EventType::Normal,
+                reason: event_reasons::FALLBACK_ENDED.into(),
+                note: Some(format!(
+                    "fallback ended: {now}; scaling on the metrics again from {} replicas",
+                    d.desired_replicas
                 )),
                 action: "Fallback".into(),
                 secondary: None,

@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 
 use super::behavior::{self, Resolved, Rules};
 use super::{Data, Decision, Input, MetricOutcome, replicas};
-use crate::api::policy::{MetricSpec, PolicyType, SelectPolicy, TargetType};
+use crate::api::policy::{FallbackMode, MetricSpec, PolicyType, SelectPolicy, TargetType};
 
 /// A number as people write it: integers without decimals, others with up to 4
 /// significant decimals.
@@ -236,11 +236,17 @@ pub fn explain(input: &Input<'_>, decision: &Decision) -> String {
         }
         Data::Fallback => {
             if let Some(f) = &spec.fallback {
+                let replicas = f.replicas.map_or("-".into(), |r| r.to_string());
+                let how = match f.effective_mode() {
+                    FallbackMode::AtLeast => format!(
+                        "mode AtLeast: max(current {current}, fallback.replicas {replicas})"
+                    ),
+                    mode => format!("mode {}: fallback.replicas {replicas}", mode.as_str()),
+                };
                 let _ = writeln!(
                     out,
-                    "  fallback: {consecutive} consecutive failed ticks ≥ failureThreshold {} → fallback.replicas {} (never below what the metrics that answered ask)",
+                    "  fallback: {consecutive} consecutive failed ticks ≥ failureThreshold {} → {how} (never below what the metrics that answered ask)",
                     f.failure_threshold,
-                    f.replicas.map_or("-".into(), |r| r.to_string())
                 );
             }
         }
@@ -454,7 +460,7 @@ metrics:
         assert!(text.contains("no usable sample: no data"), "{text}");
         assert!(
             text.contains(
-                "fallback: 1 consecutive failed ticks ≥ failureThreshold 1 → fallback.replicas 4"
+                "fallback: 1 consecutive failed ticks ≥ failureThreshold 1 → mode Static: fallback.replicas 4"
             ),
             "{text}"
         );

@@ -171,8 +171,8 @@ pub fn decide(input: &Input<'_>) -> Decision {
     let threshold_reached =
         fallback.is_some_and(|f| next.consecutive_failures >= f.failure_threshold.max(1));
     let fallback_replicas = fallback
-        .and_then(|f| f.replicas)
-        .filter(|_| threshold_reached);
+        .filter(|_| threshold_reached)
+        .and_then(|f| f.target(current));
 
     let recommendation: Option<u32> = if missing == 0 {
         decision.data = Data::Complete;

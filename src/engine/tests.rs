@@ -159,12 +159,56 @@ fn non_finite_and_stale_samples_count_as_missing() {
     assert_eq!(d.desired_replicas, 7);
 }
 
+/// An outage at a 30-replica peak (the queue-lag example's): `Static` cuts to its
+/// replicas in one tick (the default rate policy allows 100% per 15 s), `AtLeast`
+/// and `Hold` keep the fleet, and `AtLeast` still raises a smaller one.
+#[test]
+fn fallback_modes_at_a_peak() {
+    let mut s = no_down_window(spec(1, 30));
+    let after_outage = |s: &CustomScalingPolicySpec, current: u32| {
+        let mut h = History::default();
+        let mut replicas = current;
+        let mut data = Data::Complete;
+        for i in 0..4 {
+            let d = tick(s, i * 15_000, replicas, None, &h);
+            (replicas, data) = (d.desired_replicas, d.data);
+            h = d.history;
+        }
+        (replicas, data)
+    };
+    for (mode, from, expected) in [
+        (None, 30, (4, Data::Fallback)),
+        (Some(FallbackMode::Static), 30, (4, Data::Fallback)),
+        (Some(FallbackMode::AtLeast), 30, (30, Data::Fallback)),
+        (Some(FallbackMode::AtLeast), 2, (4, Data::Fallback)),
+        (Some(FallbackMode::Hold), 30, (30, Data::Missing)),
+    ] {
+        s.fallback = Some(Fallback {
+            failure_threshold: 3,
+            replicas: Some(4),
+            mode,
+        });
+        assert_eq!(after_outage(&s, from), expected, "{mode:?} from {from}");
+    }
+    s.fallback = Some(Fallback {
+        failure_threshold: 3,
+        replicas: None,
+        mode: None,
+    });
+    assert_eq!(
+        after_outage(&s, 30),
+        (30, Data::Missing),
+        "no replicas: Hold"
+    );
+}
+
 #[test]
 fn fallback_applies_after_the_failure_threshold() {
     let mut s = no_down_window(spec(1, 20));
     s.fallback = Some(Fallback {
         failure_threshold: 3,
         replicas: Some(4),
+        mode: None,
     });
     let mut h = History::default();
     let mut results = vec![];
@@ -408,9 +452,14 @@ fn arb_spec() -> impl Strategy<Value = CustomScalingPolicySpec> {
         prop::option::of(1u32..5),
         prop::option::of(0u32..30),
         any::<bool>(),
+        prop::option::of(prop::sample::select(vec![
+            FallbackMode::Hold,
+            FallbackMode::Static,
+            FallbackMode::AtLeast,
+        ])),
     )
         .prop_map(
-            |(min, span, window, down_pods, threshold, fallback, smooth)| {
+            |(min, span, window, down_pods, threshold, fallback, smooth, mode)| {
                 let mut s = spec(min, min + span);
                 s.behavior = Some(Behavior {
                     scale_down: Some(ScalingRules {
@@ -429,6 +478,8 @@ fn arb_spec() -> impl Strategy<Value = CustomScalingPolicySpec> {
                 s.fallback = threshold.map(|t| Fallback {
                     failure_threshold: t,
                     replicas: fallback,
+                    // Static and AtLeast need replicas (validation refuses them without).
+                    mode: mode.filter(|m| *m == FallbackMode::Hold || fallback.is_some()),
                 });
                 if smooth {
                     s.smoothing = Some(Smoothing {
@@ -532,12 +583,33 @@ proptest! {
     }
 
     #[test]
-    fn missing_data_never_scales_down_without_a_fallback(spec in arb_spec(), start in 0u32..200, ticks in arb_run()) {
-        let fallback = spec.fallback.as_ref().and_then(|f| f.replicas).is_some();
+    fn missing_data_never_scales_down_unless_a_static_fallback_says_so(spec in arb_spec(), start in 0u32..200, ticks in arb_run()) {
+        // Hold and AtLeast never cut capacity on missing data; only Static moves to
+        // its replicas, down as well as up.
+        let may_cut = spec
+            .fallback
+            .as_ref()
+            .is_some_and(|f| f.effective_mode() == FallbackMode::Static);
         for step in run(&spec, start, &ticks) {
-            if step.missing && !fallback && step.current <= spec.max_replicas {
+            if step.missing && !may_cut && step.current <= spec.max_replicas {
                 prop_assert!(step.desired >= step.current,
                     "scaled down from {} to {} on missing data", step.current, step.desired);
+            }
+        }
+    }
+
+    #[test]
+    fn at_least_never_cuts_capacity_during_an_outage(spec in arb_spec(), start in 0u32..200, ticks in arb_run()) {
+        let at_least = spec
+            .fallback
+            .as_ref()
+            .is_some_and(|f| f.effective_mode() == FallbackMode::AtLeast);
+        if at_least {
+            for step in run(&spec, start, &ticks) {
+                if step.missing && step.current <= spec.max_replicas {
+                    prop_assert!(step.desired >= step.current,
+                        "AtLeast cut from {} to {} during an outage", step.current, step.desired);
+                }
             }
         }
     }

@@ -196,6 +196,16 @@ async fn policies(
     .await
 }
 
+/// The notes of the `pk-atleast` policy's Events with `reason`.
+async fn fallback_events(s: &Scenario, reason: &str) -> anyhow::Result<Vec<String>> {
+    Ok(s.events(reason)
+        .await?
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("pk-atleast"))
+        .filter_map(|e| e.note)
+        .collect())
+}
+
 async fn unavailable(s: &Scenario, name: &str) -> anyhow::Result<()> {
     let c = s.condition(name, "MetricsAvailable").await?;
     anyhow::ensure!(
@@ -247,20 +257,28 @@ async fn prometheus_killed_steps(s: &mut Scenario, c: &mut Chaos) -> anyhow::Res
     c.load.set("pk", 1.0);
     let source = c.source(s, "prom", &c.prometheus.url(), "5s").await?;
     policies(s, "pk", &source, 1, 15).await?;
+    // On the same metric, a fallback that must never cut capacity: its replicas (2)
+    // are below the fleet at the outage, which `Static` would cut to.
+    const AT_LEAST: &str = "pk-atleast";
+    let fallback = json!({"fallback": {"failureThreshold": 2, "replicas": 2, "mode": "AtLeast"}});
+    policy(s, AT_LEAST, &source, "pk", 1, 15, fallback).await?;
     s.operator("pk-a").await?;
     eventually(polls(POLL, 6), "pk has metrics", || {
         s.metrics_available("pk")
     })
     .await?;
     c.load.set("pk", 6.0);
-    eventually(rate_deadline(1, 3), "scale-up under load", || {
-        replicas_at_least(s, "pk", 3)
+    eventually(rate_deadline(1, 3), "scale-up under load", || async {
+        replicas_at_least(s, "pk", 3).await?;
+        replicas_at_least(s, AT_LEAST, 3).await
     })
     .await?;
     let r = s.replicas("pk").await?;
     c.prometheus.kill().await?;
     let killed = Instant::now();
-    c.checker.mark_fault("prometheus-killed", &["pk"])?;
+    let r_at_least = s.replicas(AT_LEAST).await?;
+    c.checker
+        .mark_fault("prometheus-killed", &["pk", AT_LEAST])?;
     s.say(format!(
         "SIGKILLed the source's Prometheus at {r} replicas (scaling up to 6); restarting it in {}s",
         DOWN.as_secs()
@@ -269,12 +287,38 @@ async fn prometheus_killed_steps(s: &mut Scenario, c: &mut Chaos) -> anyhow::Res
         unavailable(s, "pk")
     })
     .await?;
+    // failureThreshold 2: the fallback is on by the third failed tick.
+    eventually(polls(POLL, 5), "the AtLeast fallback is active", || async {
+        let c = s.condition(AT_LEAST, "MetricsAvailable").await?;
+        anyhow::ensure!(
+            c.reason == "FallbackActive",
+            "MetricsAvailable {}/{}: {}",
+            c.status,
+            c.reason,
+            c.message
+        );
+        Ok(())
+    })
+    .await?;
     holds(
         DOWN.saturating_sub(killed.elapsed()),
-        format!("pk holds at least {r} while Prometheus is down"),
-        || replicas_at_least(s, "pk", r),
+        format!(
+            "pk holds at least {r}, {AT_LEAST} at least {r_at_least}, while Prometheus is down"
+        ),
+        || async {
+            replicas_at_least(s, "pk", r).await?;
+            replicas_at_least(s, AT_LEAST, r_at_least).await
+        },
     )
     .await?;
+    let applied = fallback_events(s, "FallbackApplied").await?;
+    anyhow::ensure!(
+        applied.iter().any(|n| n.contains("mode AtLeast")),
+        "FallbackApplied Events: {applied:?}"
+    );
+    s.say(format!(
+        "{AT_LEAST} held {r_at_least} replicas through the outage (fallback.replicas 2, mode AtLeast)"
+    ));
     c.prometheus.restart().await?;
     let restarted = Instant::now();
     s.say(format!(
@@ -287,6 +331,12 @@ async fn prometheus_killed_steps(s: &mut Scenario, c: &mut Chaos) -> anyhow::Res
     .await?;
     c.checker.end_fault("prometheus-killed")?;
     c.recovered(s, "metrics back after the restart in", restarted.elapsed());
+    eventually(polls(POLL, 10), "a FallbackEnded Event", || async {
+        let ended = fallback_events(s, "FallbackEnded").await?;
+        anyhow::ensure!(!ended.is_empty(), "none yet");
+        Ok(())
+    })
+    .await?;
     eventually(rate_deadline(r, 6), "scale-up resumes to 6", || {
         s.replicas_are("pk", 6)
     })
