@@ -1,6 +1,7 @@
 //! What on-call sees. The gameday (`make gameday`): the metrics source's
 //! Prometheus dies under load; the status, Events, circuit and alert are shown as
-//! they change, `BallastMetricsSourceCircuitOpen` fires in the harness Prometheus
+//! they change, `BallastMetricsSourceCircuitOpen` and `BallastMetricsUnavailable`
+//! fire in the harness Prometheus
 //! (deploy/'s rules, scraping every scenario's operators), and the runbook's
 //! verification step passes once Prometheus is back. The dashboard: every query of
 //! deploy/grafana/ballast.json returns data. And a source shared by two
@@ -34,17 +35,32 @@ async fn prometheus_get(
         .await?)
 }
 
-/// The alert's state for `source`: firing, pending, or "" (inactive).
-async fn alert_state(s: &Scenario, source: &str) -> anyhow::Result<String> {
+/// The policy alert that fires when a policy has had no metric data for a while.
+const NO_DATA_ALERT: &str = "BallastMetricsUnavailable";
+
+/// The state of alert `name` whose labels include `labels`: firing, pending, or
+/// "" (inactive).
+async fn alert_state_of(
+    s: &Scenario,
+    name: &str,
+    labels: &[(&str, &str)],
+) -> anyhow::Result<String> {
     let alerts = prometheus_get(s, "/api/v1/alerts", &[]).await?;
     Ok(alerts["data"]["alerts"]
         .as_array()
         .into_iter()
         .flatten()
-        .find(|a| a["labels"]["alertname"] == ALERT && a["labels"]["source"] == source)
+        .find(|a| {
+            a["labels"]["alertname"] == name && labels.iter().all(|(k, v)| a["labels"][*k] == *v)
+        })
         .and_then(|a| a["state"].as_str())
         .unwrap_or_default()
         .to_string())
+}
+
+/// The circuit alert's state for `source`.
+async fn alert_state(s: &Scenario, source: &str) -> anyhow::Result<String> {
+    alert_state_of(s, ALERT, &[("source", source)]).await
 }
 
 pub async fn gameday(s: &mut Scenario) -> anyhow::Result<()> {
@@ -102,34 +118,51 @@ pub async fn gameday(s: &mut Scenario) -> anyhow::Result<()> {
         "what to look at: kubectl get scalingpolicies; kubectl describe csp; kubectl get events; ballast_circuit_state; {}/api/v1/alerts",
         s.env.prometheus_url
     ));
-    // The alert's `for: 2m`, plus its evaluation and the circuit opening.
-    let deadline = Duration::from_secs(210);
+    // Both alerts: the circuit's `for: 2m` and the policy's `for: 5m`, plus their
+    // evaluation and the circuit opening.
+    let deadline = Duration::from_secs(420);
     let series = format!("ballast_circuit_state{{source=\"{source}\"}}");
+    let policy_labels = [("namespace", ns.as_str()), ("policy", "gd")];
+    let mut circuit_fired = None;
     loop {
         let r = s.replicas("gd").await?;
         let state = alert_state(s, &source).await?;
+        let no_data = alert_state_of(s, NO_DATA_ALERT, &policy_labels).await?;
         let c = s.condition("gd", "MetricsAvailable").await?;
         let circuit = s.operators[op].metric(&series).await?;
+        let shown = |state: &str| {
+            if state.is_empty() {
+                "inactive".to_string()
+            } else {
+                state.to_string()
+            }
+        };
         s.say(format!(
-            "+{:5.0}s  replicas {r}  MetricsAvailable {}/{}  circuit {circuit:?}  alert {}",
+            "+{:5.0}s  replicas {r}  MetricsAvailable {}/{}  circuit {circuit:?}  {ALERT} {}  {NO_DATA_ALERT} {}",
             stopped.elapsed().as_secs_f64(),
             c.status,
             c.reason,
-            if state.is_empty() { "inactive" } else { &state }
+            shown(&state),
+            shown(&no_data)
         ));
         anyhow::ensure!(r >= before, "scaled down to {r} while the source was down");
-        if state == "firing" {
+        if state == "firing" && circuit_fired.is_none() {
+            circuit_fired = Some(stopped.elapsed());
+        }
+        if circuit_fired.is_some() && no_data == "firing" {
             break;
         }
         anyhow::ensure!(
             stopped.elapsed() < deadline,
-            "{ALERT} did not fire within {}s (state '{state}')",
+            "{ALERT} ({}) and {NO_DATA_ALERT} ('{no_data}') did not both fire within {}s",
+            shown(&state),
             deadline.as_secs()
         );
         tokio::time::sleep(Duration::from_secs(15)).await;
     }
     s.say(format!(
-        "{ALERT} firing {:.0}s after Prometheus stopped (for: 2m)",
+        "{ALERT} firing {:.0}s after Prometheus stopped (for: 2m); {NO_DATA_ALERT} firing at {:.0}s (for: 5m)",
+        circuit_fired.unwrap_or_default().as_secs_f64(),
         stopped.elapsed().as_secs_f64()
     ));
     let events = s.events("CircuitOpen").await?;
@@ -185,7 +218,17 @@ pub async fn gameday(s: &mut Scenario) -> anyhow::Result<()> {
         },
     )
     .await?;
-    s.say(format!("{ALERT} resolved"));
+    eventually(
+        Duration::from_secs(30),
+        format!("{NO_DATA_ALERT} resolves"),
+        || async {
+            let state = alert_state_of(s, NO_DATA_ALERT, &policy_labels).await?;
+            anyhow::ensure!(state != "firing", "still firing");
+            Ok(())
+        },
+    )
+    .await?;
+    s.say(format!("{ALERT} and {NO_DATA_ALERT} resolved"));
     Ok(())
 }
 
