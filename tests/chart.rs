@@ -404,3 +404,57 @@ spec:
         "{out}"
     );
 }
+
+/// Every alert's runbook_url is an absolute link: the release's docs/runbooks/ on
+/// GitHub by default, or `prometheusRule.runbookBaseURL`; each names a page that
+/// exists in docs/runbooks/.
+#[test]
+fn runbook_urls_are_absolute_and_name_a_runbook() {
+    let urls = |args: &[&str]| -> Vec<String> {
+        template(args)
+            .iter()
+            .filter(|o| o["kind"] == "PrometheusRule")
+            .flat_map(|o| {
+                o["spec"]["groups"]
+                    .as_sequence()
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .flat_map(|g| g["rules"].as_sequence().cloned().unwrap_or_default())
+            .filter_map(|r| r["annotations"]["runbook_url"].as_str().map(str::to_string))
+            .collect()
+    };
+    let version = fs::read_to_string(root().join("charts/ballast/Chart.yaml"))
+        .expect("Chart.yaml")
+        .lines()
+        .find_map(|l| l.strip_prefix("appVersion:"))
+        .map(|v| v.trim().trim_matches('"').to_string())
+        .expect("appVersion");
+    let default_base =
+        format!("https://github.com/ballast-dev/ballast/blob/v{version}/docs/runbooks/");
+    let rules =
+        fs::read_to_string(root().join("deploy/prometheus/ballast.rules.yaml")).expect("rules");
+    let alerts = rules.matches("runbook_url:").count();
+    for (args, base) in [
+        (vec![], default_base.as_str()),
+        (
+            vec![
+                "--set",
+                "prometheusRule.runbookBaseURL=https://wiki.example.com/ballast",
+            ],
+            "https://wiki.example.com/ballast/",
+        ),
+    ] {
+        let found = urls(&args);
+        assert_eq!(found.len(), alerts, "one runbook_url per alert: {found:?}");
+        for url in found {
+            let page = url
+                .strip_prefix(base)
+                .unwrap_or_else(|| panic!("{url} does not start with {base}"));
+            assert!(
+                root().join("docs/runbooks").join(page).is_file(),
+                "{url}: no docs/runbooks/{page}"
+            );
+        }
+    }
+}
