@@ -897,3 +897,73 @@ fn explain_offline_agrees_with_simulate_row_by_row() {
         text(&out.stderr)
     );
 }
+
+/// `ballast simulate` replays schedules at each row's time: numeric rows count
+/// from `--start`; the CSV names the active window; the replicas sit on its floor
+/// while it lasts and come down through the scale-down window after it; the plot
+/// shades it.
+#[test]
+fn simulate_replays_a_schedule_from_start() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let policy = dir.path().join("policy.yaml");
+    fs::write(
+        &policy,
+        "apiVersion: autoscaling.ballast.dev/v1alpha1
+kind: CustomScalingPolicy
+metadata: {name: web, namespace: shop}
+spec:
+  targetRef: {apiVersion: apps/v1, kind: Deployment, name: web}
+  minReplicas: 2
+  maxReplicas: 20
+  pollInterval: 60s
+  metrics:
+    - name: rps
+      query: sum(rate(http_requests_total[1m]))
+      target: {type: AverageValue, averageValue: '100'}
+  behavior:
+    scaleDown: {stabilizationWindowSeconds: 300}
+  schedules:
+    - {name: morning, cron: '0 8 * * 1-5', timezone: Europe/Berlin, duration: 1h, minReplicas: 12}
+",
+    )
+    .expect("write");
+    // 06:00 to 09:59 UTC on Monday 2026-11-30, one row a minute, a flat 200 rps.
+    let mut csv = String::from("time,rps\n");
+    for minute in 0..240 {
+        csv.push_str(&format!("{},200\n", minute * 60));
+    }
+    let series = dir.path().join("series.csv");
+    fs::write(&series, csv).expect("write");
+    let svg = dir.path().join("plot.svg");
+    let (header, rows) = simulate_csv(
+        policy.to_str().expect("utf-8"),
+        series.to_str().expect("utf-8"),
+        "2",
+        &[
+            "--start",
+            "2026-11-30T06:00:00Z",
+            "--plot",
+            svg.to_str().expect("utf-8"),
+        ],
+    );
+    let (replicas, schedules) = (col(&header, "replicas"), col(&header, "schedules"));
+    // 08:00 in Berlin is 07:00 UTC: minute 60 of the series.
+    for (i, row) in rows.iter().enumerate() {
+        let active = row.fields[schedules] == "morning";
+        assert_eq!(active, (60..120).contains(&i), "row {i}: {:?}", row.fields);
+        let r = num(row, replicas).expect("replicas");
+        match i {
+            0..60 => assert_eq!(r, 2.0, "row {i}"),
+            60..120 => assert_eq!(r, 12.0, "row {i}: the floor at once, held"),
+            // The window ended: held by the 300 s scale-down window, then down.
+            120..124 => assert_eq!(r, 12.0, "row {i}: no cliff at the window's end"),
+            _ => {}
+        }
+    }
+    assert_eq!(num(&rows[239], replicas), Some(2.0));
+    let plot = fs::read_to_string(&svg).expect("the plot");
+    assert!(
+        plot.contains("schedule window"),
+        "the window is in the legend"
+    );
+}

@@ -85,6 +85,9 @@ pub mod events {
     pub const FALLBACK_APPLIED: &str = "FallbackApplied";
     /// The metrics are back (or the policy changed) after a fallback.
     pub const FALLBACK_ENDED: &str = "FallbackEnded";
+    /// A `spec.schedules` window opened (its bounds apply) or closed.
+    pub const SCHEDULE_STARTED: &str = "ScheduleStarted";
+    pub const SCHEDULE_ENDED: &str = "ScheduleEnded";
     pub const NODE_POOL_WITHIN_MAX: &str = "NodePoolWithinMax";
     pub const CIRCUIT_OPEN: &str = "CircuitOpen";
 }

@@ -32,6 +32,7 @@ use super::quantity::Quantity;
     printcolumn = r#"{"name":"Desired","type":"integer","jsonPath":".status.desiredReplicas"}"#,
     printcolumn = r#"{"name":"Metric","type":"string","jsonPath":".status.metrics[0].smoothed"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Schedule","type":"string","priority":1,"jsonPath":".status.activeSchedules[0]"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
@@ -86,6 +87,13 @@ pub struct CustomScalingPolicySpec {
     /// workload has shrunk and `scaleDownDelay` has passed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_pool: Option<NodePool>,
+
+    /// Windows that set the bounds ahead of known peaks (a floor before the
+    /// morning rush, a ceiling overnight), on cron patterns in a time zone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    #[x_kube(validation = Rule::new("self.all(s, self.exists_one(t, t.name == s.name))").message("spec.schedules[].name must be unique"))]
+    pub schedules: Vec<Schedule>,
 
     /// Stop all writes (incident response). Metrics are still read and status kept.
     #[serde(default)]
@@ -269,6 +277,48 @@ pub enum PolicyType {
     Percent,
 }
 
+/// A time window, repeating on a cron pattern, that sets the replica bounds (and
+/// the node pool's floor) ahead of a known peak. Overlapping windows combine by the
+/// largest floor and the largest ceiling.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.minReplicas) || has(self.maxReplicas) || has(self.nodePool)").message("spec.schedules[]: set minReplicas, maxReplicas or nodePool.minNodes"))]
+#[x_kube(validation = Rule::new("!has(self.minReplicas) || !has(self.maxReplicas) || self.minReplicas <= self.maxReplicas").message("spec.schedules[].minReplicas must be less than or equal to its maxReplicas"))]
+pub struct Schedule {
+    /// A DNS label, unique in the policy: status and Events name the window by it.
+    pub name: String,
+    /// When each window starts: five fields, `minute hour day-of-month month
+    /// day-of-week` (e.g. `0 8 * * 1-5`), read in `timezone`. A start that a DST
+    /// jump skips happens at the first minute after the gap; a start in a repeated
+    /// hour happens once, at its first occurrence.
+    pub cron: String,
+    /// The IANA time zone of `cron`, e.g. `Europe/Berlin`. Default `UTC`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    /// How long each window lasts, e.g. `2h`.
+    pub duration: Duration,
+    /// Floor while the window is active: replicas below it go to it at once, as
+    /// HPA does below `minReplicas`; when it ends they come down only through the
+    /// scale-down window and rate policies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_replicas: Option<u32>,
+    /// Ceiling while the window is active (may be above or below the spec's
+    /// `maxReplicas`); replicas above it go down to it at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_replicas: Option<u32>,
+    /// The node pool's floor while the window is active.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_pool: Option<ScheduleNodePool>,
+}
+
+/// `spec.schedules[].nodePool`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduleNodePool {
+    /// Nodes to keep at least while the window is active.
+    pub min_nodes: u32,
+}
+
 /// Behaviour while metrics are unavailable.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
@@ -421,6 +471,9 @@ pub struct CustomScalingPolicyStatus {
     /// Node pool current and desired nodes, when a node pool is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_pool: Option<NodePoolStatus>,
+    /// The `spec.schedules` windows active at the last tick, by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub active_schedules: Vec<String>,
     /// The bounded decision history the stabilization windows and rate limits need,
     /// so a new leader resumes where the old one stopped.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -66,6 +66,8 @@ rules! {
     FallbackThreshold = "fallback-threshold", Error, "fallback.failureThreshold is at least 1.";
     FallbackMode = "fallback-mode", Error, "fallback.mode Static and AtLeast have the replicas they need; Hold has none to ignore.";
     FallbackReplicas = "fallback-replicas", Warning, "fallback.replicas lies within [minReplicas, maxReplicas].";
+    Schedule = "schedule", Error, "A schedule has a five-field cron, an IANA time zone, a positive duration and bounds that fit the policy's.";
+    ScheduleName = "schedule-name", Error, "Schedule names are unique DNS labels.";
     NodePoolTarget = "node-pool-target", Error, "A node pool is another object than the workload.";
     NodePoolSizing = "node-pool-sizing", Error, "A node pool sets exactly one of podsPerNode and nodeAllocatable, with positive values.";
     NodePoolBounds = "node-pool-bounds", Error, "maxNodes is at least 1 and minNodes at most maxNodes.";

@@ -587,6 +587,7 @@ pub fn validate_policy(spec: &CustomScalingPolicySpec) -> Vec<Problem> {
     if let Some(pool) = &spec.node_pool {
         validate_node_pool(spec, pool, &mut p);
     }
+    validate_schedules(spec, &mut p);
 
     foot_guns(spec, &mut p);
     p.sort_by_key(|problem| std::cmp::Reverse(problem.severity));
@@ -885,6 +886,98 @@ fn validate_node_pool(spec: &CustomScalingPolicySpec, pool: &NodePool, p: &mut V
                 pool.headroom_nodes, pool.max_nodes
             ),
         ));
+    }
+}
+
+/// Most windows in one policy (the CRD's `maxItems`).
+pub const MAX_SCHEDULES: usize = 16;
+
+fn validate_schedules(spec: &CustomScalingPolicySpec, p: &mut Vec<Problem>) {
+    if spec.schedules.len() > MAX_SCHEDULES {
+        p.push(Problem::error(
+            Rule::Schedule,
+            "spec.schedules",
+            format!(
+                "at most {MAX_SCHEDULES} schedules, found {}",
+                spec.schedules.len()
+            ),
+        ));
+    }
+    let mut names = HashSet::new();
+    for (i, s) in spec.schedules.iter().enumerate() {
+        let field = format!("spec.schedules[{i}]");
+        if !is_dns_label(&s.name) {
+            p.push(Problem::error(
+                Rule::ScheduleName,
+                format!("{field}.name"),
+                format!(
+                    "{:?} is not a DNS label (lowercase letters, digits and '-', at most 63)",
+                    s.name
+                ),
+            ));
+        } else if !names.insert(s.name.as_str()) {
+            p.push(Problem::error(
+                Rule::ScheduleName,
+                format!("{field}.name"),
+                format!(
+                    "spec.schedules[].name must be unique: {:?} appears more than once",
+                    s.name
+                ),
+            ));
+        }
+        if let Err(err) = crate::engine::schedule::parse(s) {
+            p.push(Problem::error(
+                Rule::Schedule,
+                format!("{field}.{}", err.field()),
+                err.to_string(),
+            ));
+        }
+        if s.min_replicas.is_none() && s.max_replicas.is_none() && s.node_pool.is_none() {
+            p.push(Problem::error(
+                Rule::Schedule,
+                field.clone(),
+                "set minReplicas, maxReplicas or nodePool.minNodes: a window that sets nothing does nothing",
+            ));
+        }
+        match (s.min_replicas, s.max_replicas) {
+            (Some(min), Some(max)) if min > max => p.push(Problem::error(
+                Rule::Schedule,
+                format!("{field}.minReplicas"),
+                format!("{min} is above this schedule's maxReplicas ({max})"),
+            )),
+            (Some(min), None) if min > spec.max_replicas => p.push(Problem::error(
+                Rule::Schedule,
+                format!("{field}.minReplicas"),
+                format!(
+                    "{min} is above spec.maxReplicas ({}): set this schedule's maxReplicas too",
+                    spec.max_replicas
+                ),
+            )),
+            (_, Some(0)) => p.push(Problem::error(
+                Rule::Schedule,
+                format!("{field}.maxReplicas"),
+                "must be at least 1",
+            )),
+            _ => {}
+        }
+        if let Some(nodes) = &s.node_pool {
+            match &spec.node_pool {
+                None => p.push(Problem::error(
+                    Rule::Schedule,
+                    format!("{field}.nodePool"),
+                    "the policy has no spec.nodePool to set a floor for",
+                )),
+                Some(pool) if nodes.min_nodes > pool.max_nodes => p.push(Problem::error(
+                    Rule::Schedule,
+                    format!("{field}.nodePool.minNodes"),
+                    format!(
+                        "{} is above spec.nodePool.maxNodes ({})",
+                        nodes.min_nodes, pool.max_nodes
+                    ),
+                )),
+                _ => {}
+            }
+        }
     }
 }
 

@@ -18,7 +18,7 @@ use anyhow::{Context as _, anyhow, bail};
 use clap::Args;
 
 use super::run::ClusterArgs;
-use super::series::parse_csv;
+use super::series::{parse_csv, shift_numeric};
 use super::simulate::{column_order, load_policy, replay};
 use crate::api::history::History;
 use crate::api::{CustomScalingPolicy, CustomScalingPolicySpec, CustomScalingPolicyStatus};
@@ -54,6 +54,9 @@ pub struct ExplainArgs {
     /// The row to explain, by its time as written in the CSV (default: the last).
     #[arg(long, value_name = "TIME")]
     pub at: Option<String>,
+    /// Where numeric CSV times begin, for schedules (as `ballast simulate --start`).
+    #[arg(long, value_name = "TIME", default_value = "1970-01-01T00:00:00Z")]
+    pub start: jiff::Timestamp,
 }
 
 pub fn run(args: &ExplainArgs) -> anyhow::Result<ExitCode> {
@@ -72,7 +75,8 @@ fn offline(args: &ExplainArgs, file: &std::path::Path) -> anyhow::Result<ExitCod
     };
     let shown = series_path.display().to_string();
     let text = fs::read_to_string(series_path).with_context(|| format!("reading {shown}"))?;
-    let series = parse_csv(&shown, &text)?;
+    let mut series = parse_csv(&shown, &text)?;
+    shift_numeric(&mut series, args.start.as_millisecond());
     let columns = column_order(&shown, spec, &series)?;
     let index = match &args.at {
         None => series.rows.len().checked_sub(1),

@@ -192,6 +192,10 @@ pub struct SimulateArgs {
         conflicts_with = "prometheus"
     )]
     pub series: Option<PathBuf>,
+    /// Where numeric CSV times (seconds from the start) begin, for schedules: RFC
+    /// 3339, e.g. `2026-12-07T06:00:00Z`. RFC 3339 rows are read as they are.
+    #[arg(long, value_name = "TIME", default_value = "1970-01-01T00:00:00Z")]
+    pub start: jiff::Timestamp,
     /// Replay from a Prometheus range query instead of a CSV file.
     #[arg(long, value_name = "URL", requires_all = ["from", "to"])]
     pub prometheus: Option<String>,

@@ -25,7 +25,12 @@ pub struct SimRow {
     pub replicas: u32,
     pub nodes: Option<u32>,
     pub reason: &'static str,
+    /// The `spec.schedules` windows active at this row.
+    pub schedules: Vec<String>,
 }
+
+/// The shade of an active schedule window.
+const SCHEDULE: RGBColor = RGBColor(255, 236, 179);
 
 /// Line colours (matplotlib's tab10, without its red, kept for failures).
 pub const PALETTE: [RGBColor; 7] = [
@@ -211,6 +216,32 @@ pub fn draw(
         .light_line_style(RGBColor(235, 235, 235))
         .draw()
         .map_err(|e| anyhow!("drawing the replica axes: {e}"))?;
+    // Schedule windows, shaded behind the lines: from a row where one is active to
+    // the next row.
+    let mut first_window = true;
+    let mut i = 0;
+    while i < rows.len() {
+        if rows[i].schedules.is_empty() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < rows.len() && !rows[i].schedules.is_empty() {
+            i += 1;
+        }
+        let end = rows.get(i).map_or(x_max, |r| x(r.time));
+        let area = chart
+            .draw_series(std::iter::once(Rectangle::new(
+                [(x(rows[start].time), 0.0), (end, r_max)],
+                SCHEDULE.filled(),
+            )))
+            .map_err(|e| anyhow!("drawing a schedule window: {e}"))?;
+        if first_window {
+            area.label("schedule window")
+                .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 18, y + 5)], SCHEDULE.filled()));
+            first_window = false;
+        }
+    }
     for (bound, name) in [
         (spec.min_replicas, "minReplicas"),
         (spec.max_replicas, "maxReplicas"),

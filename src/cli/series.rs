@@ -73,6 +73,17 @@ fn cells(line: &str) -> Vec<String> {
         .collect()
 }
 
+/// Move rows written as seconds from the start (not RFC 3339) to count from
+/// `start` (Unix ms) instead of the epoch, so that schedules see them at real
+/// times. RFC 3339 rows are left as they are.
+pub fn shift_numeric(series: &mut Series, start: i64) {
+    for row in &mut series.rows {
+        if row.label.trim().parse::<f64>().is_ok() {
+            row.time = row.time.saturating_add(start);
+        }
+    }
+}
+
 /// Parse the CSV text of `file`.
 pub fn parse_csv(file: &str, text: &str) -> Result<Series, SeriesError> {
     let file = file.to_string();

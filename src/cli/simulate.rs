@@ -11,7 +11,7 @@ use anyhow::{Context, anyhow, bail};
 
 use super::lint::read_documents;
 use super::plot::SimRow;
-use super::series::{Row, Series, parse_cli_time, parse_csv};
+use super::series::{Row, Series, parse_cli_time, parse_csv, shift_numeric};
 use super::{OutputFormat, SimulateArgs};
 use crate::api::documents::lint_document;
 use crate::api::history::History;
@@ -136,6 +136,7 @@ pub fn simulate(
                 replicas: decision.desired_replicas,
                 nodes: decision.nodes.as_ref().map(|n| n.desired),
                 reason: decision.reason.as_str(),
+                schedules: decision.schedules.iter().map(|a| a.name.clone()).collect(),
             });
             if (i + 1) % every == 0 {
                 progress(i + 1, total);
@@ -208,6 +209,10 @@ pub fn to_csv(spec: &CustomScalingPolicySpec, rows: &[SimRow]) -> String {
     if with_nodes {
         out.push_str(",nodes");
     }
+    let with_schedules = !spec.schedules.is_empty();
+    if with_schedules {
+        out.push_str(",schedules");
+    }
     out.push_str(",reason\n");
     for r in rows {
         out.push_str(&r.label);
@@ -217,6 +222,10 @@ pub fn to_csv(spec: &CustomScalingPolicySpec, rows: &[SimRow]) -> String {
         let _ = write!(out, ",{},{}", opt(r.recommended), r.replicas);
         if with_nodes {
             let _ = write!(out, ",{}", opt(r.nodes));
+        }
+        if with_schedules {
+            // Several names joined by `+`: the CSV has no quoting.
+            let _ = write!(out, ",{}", r.schedules.join("+"));
         }
         let _ = writeln!(out, ",{}", r.reason);
     }
@@ -276,6 +285,7 @@ fn to_json(spec: &CustomScalingPolicySpec, rows: &[SimRow]) -> anyhow::Result<St
                 "recommended": r.recommended,
                 "replicas": r.replicas,
                 "nodes": r.nodes,
+                "schedules": r.schedules,
                 "reason": r.reason,
             })
         })
@@ -370,7 +380,9 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
         (Some(path), _) => {
             let file = path.display().to_string();
             let text = fs::read_to_string(path).with_context(|| format!("reading {file}"))?;
-            (parse_csv(&file, &text)?, file)
+            let mut series = parse_csv(&file, &text)?;
+            shift_numeric(&mut series, args.start.as_millisecond());
+            (series, file)
         }
         (None, Some(address)) => {
             let (Some(from), Some(to)) = (&args.from, &args.to) else {

@@ -508,6 +508,10 @@ pub fn status(
         },
         metrics,
         node_pool,
+        active_schedules: match decision {
+            Some(d) => d.schedules.iter().map(|a| a.name.clone()).collect(),
+            None => old.active_schedules.clone(),
+        },
         history: history.cloned().or(old.history.clone()),
         conditions: conditions(policy, fetched, decision, applied, now),
     }
@@ -541,6 +545,7 @@ fn digest(status: &CustomScalingPolicyStatus, failure_cap: u32) -> serde_json::V
         "desiredReplicas": status.desired_replicas,
         "lastScaleTime": status.last_scale_time,
         "nodePool": status.node_pool,
+        "activeSchedules": status.active_schedules,
         "conditions": status.conditions.iter().map(|c| (&c.type_, &c.status, &c.reason)).collect::<Vec<_>>(),
         "metricsPresent": status.metrics.iter().map(|m| (&m.name, m.smoothed.is_some())).collect::<Vec<_>>(),
         "history": history,
@@ -748,6 +753,57 @@ pub fn events(
                     .find(|c| c.type_ == types::METRICS_AVAILABLE)
             })
             .is_some_and(|c| c.reason == reasons::FALLBACK_ACTIVE);
+        // Schedule windows opening and closing.
+        let was: &[String] = policy
+            .status
+            .as_ref()
+            .map_or(&[], |s| s.active_schedules.as_slice());
+        for a in d.schedules.iter().filter(|a| !was.contains(&a.name)) {
+            let mut sets = Vec::new();
+            if let Some(m) = a.min_replicas {
+                sets.push(format!("minReplicas {m}"));
+            }
+            if let Some(m) = a.max_replicas {
+                sets.push(format!("maxReplicas {m}"));
+            }
+            if let Some(n) = a.min_nodes {
+                sets.push(format!("nodePool.minNodes {n}"));
+            }
+            let until = ts(a.end).map_or_else(|| a.end.to_string(), |t| t.0.to_string());
+            out.push(Event {
+                type_: EventType::Normal,
+                reason: event_reasons::SCHEDULE_STARTED.into(),
+                note: Some(truncate(
+                    format!(
+                        "schedule {} started: {} until {until}; replicas {}",
+                        a.name,
+                        sets.join(", "),
+                        d.desired_replicas
+                    ),
+                    1000,
+                )),
+                action: "Schedule".into(),
+                secondary: None,
+            });
+        }
+        for name in was
+            .iter()
+            .filter(|n| !d.schedules.iter().any(|a| &a.name == *n))
+        {
+            out.push(Event {
+                type_: EventType::Normal,
+                reason: event_reasons::SCHEDULE_ENDED.into(),
+                note: Some(truncate(
+                    format!(
+                        "schedule {name} ended; bounds back to [{}, {}], replicas come down through the scale-down window and rate policies",
+                        d.bounds.min_replicas, d.bounds.max_replicas
+                    ),
+                    1000,
+                )),
+                action: "Schedule".into(),
+                secondary: None,
+            });
+        }
         let fallback = policy.spec.fallback.as_ref();
         if d.data == Data::Fallback && !had_fallback {
             let what = match fallback.map(|f| (f.effective_mode(), f.replicas)) {

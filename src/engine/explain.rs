@@ -140,7 +140,7 @@ pub fn explain(input: &Input<'_>, decision: &Decision) -> String {
     let spec = input.spec;
     let current = input.current_replicas;
     let rules = Resolved::from_spec(spec.behavior.as_ref());
-    let (min, max) = (spec.min_replicas, spec.max_replicas.max(spec.min_replicas));
+    let (min, max) = (decision.bounds.min_replicas, decision.bounds.max_replicas);
     let desired = decision.desired_replicas;
     let mut out = String::new();
 
@@ -159,6 +159,34 @@ pub fn explain(input: &Input<'_>, decision: &Decision) -> String {
             "The policy is paused (spec.paused): nothing is written."
         );
         return out;
+    }
+    for a in &decision.schedules {
+        let mut sets = Vec::new();
+        if let Some(m) = a.min_replicas {
+            sets.push(format!("floor {m}"));
+        }
+        if let Some(m) = a.max_replicas {
+            sets.push(format!("ceiling {m}"));
+        }
+        if let Some(n) = a.min_nodes {
+            sets.push(format!("node pool floor {n}"));
+        }
+        let until = jiff::Timestamp::from_millisecond(a.end)
+            .map(|t| t.to_string())
+            .unwrap_or_else(|_| a.end.to_string());
+        let _ = writeln!(
+            out,
+            "Schedule {} is active until {until}: {}",
+            a.name,
+            sets.join(", ")
+        );
+    }
+    if !decision.schedules.is_empty() {
+        let _ = writeln!(
+            out,
+            "  bounds in effect: [{min}, {max}] (spec: [{}, {}])",
+            spec.min_replicas, spec.max_replicas
+        );
     }
 
     // The metrics.

@@ -16,6 +16,7 @@ pub mod explain;
 pub mod history;
 pub mod nodepool;
 pub mod replicas;
+pub mod schedule;
 pub mod smoothing;
 
 use crate::api::conditions::Reason;
@@ -90,6 +91,10 @@ pub struct Decision {
     pub nodes: Option<NodeDecision>,
     /// How the replicas were reached from the recommendation (`ballast explain`).
     pub steps: Steps,
+    /// The schedules active at this tick.
+    pub schedules: Vec<schedule::Active>,
+    /// The bounds in effect: the spec's, with the active schedules'.
+    pub bounds: schedule::Bounds,
     /// The history to keep for the next tick, assuming the decision is applied.
     pub history: History,
 }
@@ -120,7 +125,9 @@ pub fn decide(input: &Input<'_>) -> Decision {
     let spec = input.spec;
     let now = input.now;
     let current = input.current_replicas;
-    let (min, max) = (spec.min_replicas, spec.max_replicas.max(spec.min_replicas));
+    let schedules = schedule::active(spec, now);
+    let bounds = schedule::bounds(spec, &schedules);
+    let (min, max) = (bounds.min_replicas, bounds.max_replicas);
     let rules = behavior::Resolved::from_spec(spec.behavior.as_ref());
     let mut next = input.history.clone();
 
@@ -141,6 +148,8 @@ pub fn decide(input: &Input<'_>) -> Decision {
         metrics,
         nodes: None,
         steps: Steps::default(),
+        schedules,
+        bounds,
         history: History::default(),
     };
 
@@ -148,7 +157,7 @@ pub fn decide(input: &Input<'_>) -> Decision {
         decision.reason = Reason::Paused;
         decision.message = "policy is paused: no writes".into();
         decision.data = data_state(missing, decision.metrics.len(), false);
-        decision.nodes = node_decision(input, current, &mut next, true);
+        decision.nodes = node_decision(input, current, &mut next, true, None);
         history::prune(&mut next, now, rules.horizon_millis());
         decision.history = next;
         return decision;
@@ -203,6 +212,9 @@ pub fn decide(input: &Input<'_>) -> Decision {
         decision.reason = reason;
         decision.message =
             format!("current replicas {current} outside [{min}, {max}]; moving to {to}");
+        if let Some(names) = bounding_schedules(&decision, to) {
+            decision.message.push_str(&format!(" (schedule {names})"));
+        }
     } else if let Some(rec) = recommendation {
         if input.history.recommendations.is_empty() && rules.down.window_seconds > 0 {
             // Fresh start without history: treat current as recent, as HPA does, so a
@@ -256,7 +268,7 @@ pub fn decide(input: &Input<'_>) -> Decision {
     let asked = decision.desired_replicas;
     cap_to_node_pool(input, current, &mut decision);
     history::record_scale_event(&mut next, now, current, decision.desired_replicas);
-    decision.nodes = node_decision(input, asked, &mut next, false);
+    decision.nodes = node_decision(input, asked, &mut next, false, decision.bounds.min_nodes);
     history::prune(&mut next, now, rules.horizon_millis());
     decision.history = next;
     decision
@@ -356,7 +368,9 @@ fn cap_to_node_pool(input: &Input<'_>, current: u32, decision: &mut Decision) {
     if desired <= cap {
         return;
     }
-    let capped = cap.max(current.min(desired)).max(input.spec.min_replicas);
+    let capped = cap
+        .max(current.min(desired))
+        .max(decision.bounds.min_replicas);
     if capped < desired {
         decision.desired_replicas = capped;
         decision.steps.uncapped = Some(desired);
@@ -368,13 +382,37 @@ fn cap_to_node_pool(input: &Input<'_>, current: u32, decision: &mut Decision) {
     }
 }
 
+/// The active schedules whose floor or ceiling is `to`, as `a, b`.
+fn bounding_schedules(decision: &Decision, to: u32) -> Option<String> {
+    let names: Vec<&str> = decision
+        .schedules
+        .iter()
+        .filter(|a| a.min_replicas == Some(to) || a.max_replicas == Some(to))
+        .map(|a| a.name.as_str())
+        .collect();
+    (!names.is_empty()).then(|| names.join(", "))
+}
+
 fn node_decision(
     input: &Input<'_>,
     desired: u32,
     next: &mut History,
     hold: bool,
+    floor: Option<u32>,
 ) -> Option<NodeDecision> {
-    let pool = input.spec.node_pool.as_ref()?;
+    let spec_pool = input.spec.node_pool.as_ref()?;
+    // An active schedule's nodePool.minNodes raises the pool's floor.
+    let raised;
+    let pool = match floor {
+        Some(n) if n > spec_pool.min_nodes => {
+            let mut p = spec_pool.clone();
+            p.min_nodes = n;
+            p.max_nodes = p.max_nodes.max(n);
+            raised = p;
+            &raised
+        }
+        _ => spec_pool,
+    };
     if hold {
         let current = input.current_nodes;
         return Some(NodeDecision {

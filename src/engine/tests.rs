@@ -736,3 +736,111 @@ fn a_sample_stamped_at_i64_min_is_stale_not_an_overflow() {
     assert_eq!(d.metrics[0].missing, Some("stale sample"));
     assert_eq!((d.desired_replicas, d.data), (5, Data::Missing));
 }
+
+/// A daily window, 08:00-10:00 UTC, with a floor of 10 (and, for the ceiling test,
+/// a night cap of 3 from 22:00 for 8 h).
+fn scheduled(s: &mut CustomScalingPolicySpec) {
+    s.schedules = serde_yaml::from_str(
+        "- {name: rush, cron: '0 8 * * *', duration: 2h, minReplicas: 10}
+- {name: night, cron: '0 22 * * *', duration: 8h, maxReplicas: 3}
+",
+    )
+    .expect("schedules");
+}
+
+/// 2026-12-01 at `h:m` UTC, in ms.
+fn at(h: i64, m: i64) -> i64 {
+    1_796_083_200_000 + (h * 3600 + m * 60) * 1000
+}
+
+/// HPA's semantics for a window: up to the floor at once when it starts; the
+/// floored recommendation recorded while it lasts; after it, down only through the
+/// scale-down window (default 300 s) and rate policy, never a cliff; a ceiling
+/// below the current replicas brings them down at once.
+#[test]
+fn a_schedule_window_floors_then_hands_back_through_the_window() {
+    let mut s = spec(2, 20);
+    scheduled(&mut s);
+    // Metric asks for 2 (200 / 100 × ... at 2 replicas: ratio 1).
+    let quiet = Some(100.0);
+    let h = History::default();
+    let d = tick(&s, at(7, 59), 2, quiet, &h);
+    assert_eq!((d.desired_replicas, d.schedules.len()), (2, 0));
+    let d = tick(&s, at(8, 0), 2, quiet, &d.history);
+    assert_eq!(d.desired_replicas, 10, "{}", d.message);
+    assert_eq!(d.reason, Reason::TooFewReplicas);
+    assert!(d.message.contains("(schedule rush)"), "{}", d.message);
+    assert_eq!(d.bounds.min_replicas, 10);
+    // While it lasts, the recommendation recorded is the floored one.
+    let mut h = d.history;
+    let mut replicas = 10;
+    for minute in 1..120 {
+        let d = tick(&s, at(8, minute), replicas, quiet, &h);
+        assert_eq!(d.desired_replicas, 10, "at 08:{minute:02}");
+        replicas = d.desired_replicas;
+        h = d.history;
+    }
+    // 10:00: the window has ended; the metric asks for 1 but the scale-down window
+    // (300 s) holds 10 until 10:04, then the rate policy (100% per 15 s) lets it go.
+    let mut trace = vec![];
+    for second in (0..=420).step_by(15) {
+        let d = tick(&s, at(10, 0) + second * 1000, replicas, Some(10.0), &h);
+        assert!(d.schedules.is_empty());
+        trace.push((second, d.desired_replicas));
+        replicas = d.desired_replicas;
+        h = d.history;
+    }
+    let first_down = trace.iter().find(|(_, r)| *r < 10).map(|(t, _)| *t);
+    assert!(
+        first_down.is_some_and(|t| t >= 240),
+        "a cliff right after the window: {trace:?}"
+    );
+    assert_eq!(trace.last().map(|(_, r)| *r), Some(2), "{trace:?}");
+    // 22:00: a ceiling below the current replicas brings them down at once.
+    let d = tick(&s, at(22, 0), 15, Some(1500.0), &History::default());
+    assert_eq!((d.desired_replicas, d.reason), (3, Reason::TooManyReplicas));
+    assert!(d.message.contains("(schedule night)"), "{}", d.message);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Whatever the windows, the replicas stay within the bounds in effect, and the
+    /// bounds within [spec floor, ...] with the floor never above the ceiling.
+    #[test]
+    fn schedules_keep_replicas_within_the_bounds_in_effect(
+        floors in prop::collection::vec((0u32..40, prop::option::of(1u32..40), 1u64..180), 0..4),
+        start in 0u32..60,
+        values in prop::collection::vec(prop::option::of(0.0f64..5000.0), 1..30),
+        minute0 in 0i64..1440,
+    ) {
+        let mut s = spec(1, 20);
+        s.schedules = floors
+            .iter()
+            .enumerate()
+            .map(|(i, (min, max, minutes))| Schedule {
+                name: format!("w{i}"),
+                cron: format!("{} * * * *", (i * 17) % 60),
+                timezone: None,
+                duration: Duration::from_secs(minutes * 60),
+                min_replicas: Some(*min),
+                max_replicas: *max,
+                node_pool: None,
+            })
+            .collect();
+        let mut h = History::default();
+        let mut current = start;
+        for (i, v) in values.iter().enumerate() {
+            let now = at(0, minute0) + i as i64 * 60_000;
+            let d = tick(&s, now, current, *v, &h);
+            prop_assert!(d.bounds.min_replicas <= d.bounds.max_replicas);
+            prop_assert!(d.bounds.min_replicas >= s.min_replicas);
+            prop_assert!(
+                (d.bounds.min_replicas..=d.bounds.max_replicas).contains(&d.desired_replicas),
+                "{} outside {:?}", d.desired_replicas, d.bounds
+            );
+            current = d.desired_replicas;
+            h = d.history;
+        }
+    }
+}

@@ -114,6 +114,7 @@ fn all() -> Vec<(&'static str, Body)> {
         "node-pool" => nodepool::node_pool,
         "node-pool-path" => nodepool::node_pool_path,
         "node-pool-at-max" => nodepool::node_pool_at_max,
+        "schedule" => nodepool::schedule,
         "failover" => leadership::failover,
         "sync-before-tick" => leadership::sync_before_tick,
         "bounds" => bounds::out_of_band_into_bounds,

@@ -466,3 +466,122 @@ pub async fn node_pool_at_max(s: &mut Scenario) -> anyhow::Result<()> {
     ));
     Ok(())
 }
+
+/// `spec.schedules`: a window every minute, for its first 25 s, with a floor of 4
+/// replicas and 3 nodes. The Deployment and its MachineDeployment go up at the
+/// window's start with no load asking for it, and come back to what the metric
+/// asks (1) only through the scale-down window and rate policy after it ends;
+/// status names the window while it is active; ScheduleStarted/ScheduleEnded
+/// Events mark it.
+pub async fn schedule(s: &mut Scenario) -> anyhow::Result<()> {
+    const POLL: Duration = Duration::from_secs(2);
+    const WINDOW: Duration = Duration::from_secs(25);
+    s.operator("op").await?;
+    machinedeployment(s, "rush-pool", 1).await?;
+    s.deployment("rush", 1).await?;
+    s.policy(
+        "rush",
+        json!({
+            "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "rush"},
+            "minReplicas": 1, "maxReplicas": 8, "pollInterval": "2s", "metrics": demand(1),
+            "behavior": {"scaleDown": {"stabilizationWindowSeconds": 4,
+                "policies": [{"type": "Pods", "value": 4, "periodSeconds": 4}]}},
+            "nodePool": {
+                "targetRef": {"apiVersion": MD_VERSION, "kind": "MachineDeployment", "name": "rush-pool"},
+                "podsPerNode": 4, "minNodes": 1, "maxNodes": 5, "scaleDownDelay": "4s"
+            },
+            "schedules": [{"name": "rush-hour", "cron": "* * * * *", "duration": "25s",
+                "minReplicas": 4, "nodePool": {"minNodes": 3}}]
+        }),
+    )
+    .await?;
+    // Wait for a window to end, then for the next one to start: a whole window.
+    let second = || {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        now.as_secs() % 60
+    };
+    eventually(Duration::from_secs(70), "outside a window", || async {
+        let at = second();
+        anyhow::ensure!((WINDOW.as_secs() + 2..58).contains(&at), "at :{at:02}");
+        Ok(())
+    })
+    .await?;
+    eventually(
+        polls(POLL, 8),
+        "back to 1 replica outside the window",
+        || s.replicas_are("rush", 1),
+    )
+    .await?;
+    eventually(
+        Duration::from_secs(70),
+        "the next window starts",
+        || async {
+            anyhow::ensure!(second() < 10, "at :{:02}", second());
+            Ok(())
+        },
+    )
+    .await?;
+    let started = Instant::now();
+    eventually(polls(POLL, 3), "the floor: 4 replicas, 3 nodes", || async {
+        let r = s.replicas("rush").await?;
+        let nodes = md_replicas(s, "rush-pool").await?;
+        anyhow::ensure!(r == 4 && nodes >= 3, "{r} replicas, {nodes} nodes");
+        Ok(())
+    })
+    .await?;
+    s.say(format!(
+        "window rush-hour: 1 -> 4 replicas and the pool at >= 3 nodes {:.1}s after it started, with the metric asking for 1",
+        started.elapsed().as_secs_f64()
+    ));
+    let status = s.status("rush").await?;
+    anyhow::ensure!(
+        status.active_schedules.iter().any(|n| n == "rush-hour"),
+        "status.activeSchedules {:?}",
+        status.active_schedules
+    );
+    // Held for the whole window.
+    holds(
+        WINDOW.saturating_sub(started.elapsed() + POLL),
+        "4 replicas while the window lasts",
+        || s.replicas_are("rush", 4),
+    )
+    .await?;
+    // After it: down through the 4 s window and 4 pods per 4 s, never a cliff
+    // before the window's end; the pool after its scaleDownDelay.
+    eventually(
+        WINDOW + polls(POLL, 8),
+        "back to 1 replica and 1 node after the window",
+        || async {
+            let r = s.replicas("rush").await?;
+            let nodes = md_replicas(s, "rush-pool").await?;
+            anyhow::ensure!(r == 1 && nodes == 1, "{r} replicas, {nodes} nodes");
+            Ok(())
+        },
+    )
+    .await?;
+    let ended = started.elapsed();
+    anyhow::ensure!(
+        ended >= WINDOW.saturating_sub(POLL * 2),
+        "down after {:.1}s, before the window's end",
+        ended.as_secs_f64()
+    );
+    s.say(format!(
+        "after the window: back to 1 replica and 1 node {:.1}s after it started",
+        ended.as_secs_f64()
+    ));
+    for reason in ["ScheduleStarted", "ScheduleEnded"] {
+        let notes: Vec<String> = s
+            .events(reason)
+            .await?
+            .into_iter()
+            .filter_map(|e| e.note)
+            .collect();
+        anyhow::ensure!(
+            notes.iter().any(|n| n.contains("rush-hour")),
+            "{reason} Events: {notes:?}"
+        );
+    }
+    Ok(())
+}
