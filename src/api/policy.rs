@@ -286,14 +286,20 @@ pub enum PolicyType {
 #[x_kube(validation = Rule::new("!has(self.minReplicas) || !has(self.maxReplicas) || self.minReplicas <= self.maxReplicas").message("spec.schedules[].minReplicas must be less than or equal to its maxReplicas"))]
 pub struct Schedule {
     /// A DNS label, unique in the policy: status and Events name the window by it.
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
     pub name: String,
     /// When each window starts: five fields, `minute hour day-of-month month
     /// day-of-week` (e.g. `0 8 * * 1-5`), read in `timezone`. A start that a DST
     /// jump skips happens at the first minute after the gap; a start in a repeated
     /// hour happens once, at its first occurrence.
+    #[schemars(length(min = 9, max = 256))]
     pub cron: String,
     /// The IANA time zone of `cron`, e.g. `Europe/Berlin`. Default `UTC`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64))]
     pub timezone: Option<String>,
     /// How long each window lasts, e.g. `2h`.
     pub duration: Duration,
