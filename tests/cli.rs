@@ -251,7 +251,7 @@ fn lint_reads_directories_and_skips_other_kinds() {
     // with-other-kinds.yaml holds a Deployment that is not counted.
     let valid = fixtures("valid").len();
     assert!(
-        summary.contains(&format!("checked {} objects", valid + 4)),
+        summary.contains(&format!("checked {} objects", valid + 5)),
         "{summary}"
     );
 }
@@ -966,4 +966,67 @@ spec:
         plot.contains("schedule window"),
         "the window is in the legend"
     );
+}
+
+/// examples/ramp/README.md's table is what `ballast simulate` prints for the ramp
+/// with and without the lookahead, and the lookahead spends less time short.
+#[test]
+fn the_ramp_examples_figures_are_what_simulate_prints() {
+    let policy = fs::read_to_string("examples/ramp/policy.yaml").expect("policy");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let plain = dir.path().join("plain.yaml");
+    let without: String = policy
+        .lines()
+        .filter(|l| !l.contains("lookahead") && !l.contains("# Scale on where"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_ne!(without, policy, "the example has a lookahead to remove");
+    fs::write(&plain, without).expect("write");
+    let figures = |policy: &str| -> (u64, u64) {
+        let out = ballast(&[
+            "simulate",
+            "--policy",
+            policy,
+            "--series",
+            "examples/ramp/series.csv",
+            "--initial-replicas",
+            "2",
+            "--ready-delay",
+            "60s",
+            "--output",
+            "csv",
+        ]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let stderr = text(&out.stderr).trim().to_string();
+        let number = |word: &str| -> u64 {
+            stderr
+                .split(", ")
+                .flat_map(|part| part.split(": "))
+                .find_map(|part| part.strip_suffix(word))
+                .and_then(|n| n.trim().parse().ok())
+                .unwrap_or_else(|| panic!("no {word:?} figure in {stderr}"))
+        };
+        (
+            number(" replica-seconds short"),
+            number(" replica-seconds spare"),
+        )
+    };
+    let (short_plain, spare_plain) = figures(plain.to_str().expect("utf-8"));
+    let (short_ahead, spare_ahead) = figures("examples/ramp/policy.yaml");
+    assert!(
+        short_ahead * 2 < short_plain,
+        "the lookahead halves the time short: {short_ahead} vs {short_plain}"
+    );
+    let readme = fs::read_to_string("examples/ramp/README.md").expect("README");
+    for row in [
+        format!("| `smoothing: {{halfLife: 30s}}` | {short_plain} | {spare_plain} |"),
+        format!(
+            "| `smoothing: {{halfLife: 30s, lookahead: 60s}}` | {short_ahead} | {spare_ahead} |"
+        ),
+    ] {
+        assert!(
+            readme.contains(&row),
+            "examples/ramp/README.md lacks {row:?}"
+        );
+    }
 }

@@ -466,9 +466,19 @@ fn make_spec(u: &mut Unstructured) -> Result<CustomScalingPolicySpec> {
     s.smoothing = if u.ratio(1, 3)? {
         None
     } else {
-        Some(Smoothing {
-            half_life: duration(u, 1, YEAR_MS)?,
-        })
+        let mut sm = Smoothing::new(duration(u, 1, YEAR_MS)?);
+        if u.arbitrary()? {
+            sm.lookahead = Some(duration(u, 1, YEAR_MS)?);
+            sm.lookahead_direction = Some(if u.arbitrary()? {
+                LookaheadDirection::Both
+            } else {
+                LookaheadDirection::Up
+            });
+            if u.arbitrary()? {
+                sm.lookahead_limit = Some(f64::from(u.int_in_range(1u8..=10)?));
+            }
+        }
+        Some(sm)
     };
     s.behavior = match u.int_in_range(0..=3)? {
         0 => None,
@@ -766,6 +776,12 @@ fn make_history(u: &mut Unstructured, spec: &CustomScalingPolicySpec, now: i64) 
                 name: m.name.clone(),
                 value: if value.is_finite() { value } else { 0.0 },
                 time: time_near(u, spec, now)?,
+                trend: if u.arbitrary()? {
+                    let t = any_f64(u)?;
+                    t.is_finite().then_some(t)
+                } else {
+                    None
+                },
             });
         }
     }

@@ -63,4 +63,7 @@ pub struct SmoothedValue {
     pub name: String,
     pub value: f64,
     pub time: i64,
+    /// The trend (units per second), with `smoothing.lookahead`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trend: Option<f64>,
 }

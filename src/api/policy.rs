@@ -206,11 +206,51 @@ pub enum TargetType {
 /// Exponential moving average of each metric.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.lookaheadLimit) || self.lookaheadLimit >= 1.0").message("spec.smoothing.lookaheadLimit must be at least 1"))]
 pub struct Smoothing {
     /// Time for an old value's weight to halve, e.g. `30s`. Irregular sample spacing
     /// is accounted for.
     pub half_life: Duration,
+    /// Scale on where the metric is heading: smoothing tracks a level and a trend
+    /// (Holt's linear method, for irregular spacing) and the recommendation uses
+    /// the forecast this far ahead, e.g. the time new capacity takes to be ready.
+    /// Absent: the smoothed value, no forecast.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lookahead: Option<Duration>,
+    /// Half-life of the trend. Default: `halfLife`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trend_half_life: Option<Duration>,
+    /// `Up` (default): the forecast only ever raises the value used, so a falling
+    /// trend never removes capacity early. `Both`: a falling forecast is used too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lookahead_direction: Option<LookaheadDirection>,
+    /// The forecast never exceeds the last raw value times this (default 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lookahead_limit: Option<f64>,
 }
+
+impl Smoothing {
+    /// An EMA with this half-life and no lookahead.
+    pub fn new(half_life: Duration) -> Self {
+        Self {
+            half_life,
+            lookahead: None,
+            trend_half_life: None,
+            lookahead_direction: None,
+            lookahead_limit: None,
+        }
+    }
+}
+
+/// `spec.smoothing.lookaheadDirection`.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LookaheadDirection {
+    Up,
+    Both,
+}
+
+/// Default `lookaheadLimit`: the forecast is at most twice the last raw value.
+pub const DEFAULT_LOOKAHEAD_LIMIT: f64 = 2.0;
 
 /// HPA v2's `behavior`: stabilization windows and rate limits per direction.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
@@ -509,6 +549,9 @@ pub struct MetricStatus {
     /// The smoothed value the decision used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub smoothed: Option<f64>,
+    /// With `smoothing.lookahead`: the forecast the decision used instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forecast: Option<f64>,
     /// When the sample was taken.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sample_time: Option<Time>,

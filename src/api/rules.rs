@@ -60,6 +60,7 @@ rules! {
     PollInterval = "poll-interval", Error, "pollInterval is at least 1s.";
     PollIntervalShort = "poll-interval-short", Warning, "pollInterval under 5s adds query load for changes Prometheus rarely shows.";
     HalfLife = "smoothing-half-life", Error, "A smoothing half-life is greater than 0.";
+    Lookahead = "lookahead", Error, "A lookahead and a trend half-life are greater than 0, and the forecast limit at least 1.";
     Tolerance = "tolerance", Error, "behavior.tolerance is at least 0 and below 1.";
     StabilizationWindow = "stabilization-window", Error, "A stabilization window is between 0 and 3600 seconds.";
     RatePolicy = "rate-policy", Error, "A rate policy's value is above 0 and its period between 1 and 1800 seconds.";

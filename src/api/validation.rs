@@ -528,6 +528,40 @@ pub fn validate_policy(spec: &CustomScalingPolicySpec) -> Vec<Problem> {
             "must be greater than 0 (remove `smoothing` to use raw values)",
         ));
     }
+    if let Some(smoothing) = &spec.smoothing {
+        for (name, d) in [
+            ("lookahead", smoothing.lookahead),
+            ("trendHalfLife", smoothing.trend_half_life),
+        ] {
+            if d.is_some_and(|d| d.as_millis() == 0) {
+                p.push(Problem::error(
+                    Rule::Lookahead,
+                    format!("spec.smoothing.{name}"),
+                    "must be greater than 0 (omit it for none)",
+                ));
+            }
+        }
+        if let Some(limit) = smoothing.lookahead_limit
+            && !(limit.is_finite() && limit >= 1.0)
+        {
+            p.push(Problem::error(
+                Rule::Lookahead,
+                "spec.smoothing.lookaheadLimit",
+                format!("spec.smoothing.lookaheadLimit must be at least 1, got {limit}"),
+            ));
+        }
+        if smoothing.lookahead.is_none()
+            && (smoothing.trend_half_life.is_some()
+                || smoothing.lookahead_direction.is_some()
+                || smoothing.lookahead_limit.is_some())
+        {
+            p.push(Problem::warning(
+                Rule::Lookahead,
+                "spec.smoothing",
+                "trendHalfLife, lookaheadDirection and lookaheadLimit do nothing without lookahead",
+            ));
+        }
+    }
 
     if let Some(behavior) = &spec.behavior {
         if let Some(t) = behavior.tolerance

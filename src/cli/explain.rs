@@ -286,6 +286,7 @@ metrics:
                     name: m.name.clone(),
                     raw: m.raw,
                     smoothed: m.smoothed,
+                    forecast: m.forecast,
                     sample_time: m.sample_time.map(time),
                 })
                 .collect(),

@@ -221,6 +221,11 @@ pub struct SimulateArgs {
     /// How to print the result.
     #[arg(long, value_enum, default_value = "table")]
     pub output: OutputFormat,
+    /// For the capacity summary (stderr, with AverageValue metrics): how long new
+    /// replicas take to be ready after the decision, e.g. `90s` for pods on fresh
+    /// nodes. Default 0.
+    #[arg(long, value_name = "DURATION")]
+    pub ready_delay: Option<crate::api::Duration>,
     /// Also draw the run as an SVG: metrics against target, replicas (and nodes) over time.
     #[arg(long, value_name = "FILE")]
     pub plot: Option<PathBuf>,

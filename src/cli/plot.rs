@@ -18,6 +18,8 @@ pub struct SimRow {
     pub time: i64,
     /// Per metric: (raw, smoothed).
     pub metrics: Vec<(Option<f64>, Option<f64>)>,
+    /// Per metric: the forecast used, with `smoothing.lookahead`.
+    pub forecasts: Vec<Option<f64>>,
     /// Replicas in effect when this row was read.
     pub replicas_before: u32,
     pub recommended: Option<u32>,
@@ -176,6 +178,33 @@ pub fn draw(
                     .legend(move |(x, y)| {
                         PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(3))
                     });
+                first = false;
+            }
+        }
+    }
+    // With a lookahead: the forecast each decision used, dashed.
+    for i in 0..spec.metrics.len() {
+        let color = PALETTE[i % PALETTE.len()];
+        let mut first = true;
+        for segment in segments(
+            rows,
+            |r| {
+                r.forecasts
+                    .get(i)
+                    .copied()
+                    .flatten()
+                    .map(|v| metric_y(i, v))
+            },
+            &x,
+        ) {
+            let series = chart
+                .draw_series(DashedLineSeries::new(segment, 5, 4, color.stroke_width(2)))
+                .map_err(|e| anyhow!("drawing forecasts: {e}"))?;
+            if first {
+                let name = format!("{} forecast (lookahead)", spec.metrics[i].name);
+                series.label(name).legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+                });
                 first = false;
             }
         }

@@ -131,6 +131,7 @@ pub fn simulate(
                     .iter()
                     .map(|m| (m.raw, m.smoothed))
                     .collect(),
+                forecasts: decision.metrics.iter().map(|m| m.forecast).collect(),
                 replicas_before: input.current_replicas,
                 recommended: decision.recommended,
                 replicas: decision.desired_replicas,
@@ -202,8 +203,15 @@ fn opt<T: ToString>(v: Option<T>) -> String {
 pub fn to_csv(spec: &CustomScalingPolicySpec, rows: &[SimRow]) -> String {
     let with_nodes = spec.node_pool.is_some();
     let mut out = String::from("time");
+    let with_forecast = spec
+        .smoothing
+        .as_ref()
+        .is_some_and(|s| s.lookahead.is_some());
     for m in &spec.metrics {
         let _ = write!(out, ",{0}_raw,{0}_smoothed", m.name);
+        if with_forecast {
+            let _ = write!(out, ",{}_forecast", m.name);
+        }
     }
     out.push_str(",recommended,replicas");
     if with_nodes {
@@ -216,8 +224,11 @@ pub fn to_csv(spec: &CustomScalingPolicySpec, rows: &[SimRow]) -> String {
     out.push_str(",reason\n");
     for r in rows {
         out.push_str(&r.label);
-        for (raw, smoothed) in &r.metrics {
+        for (i, (raw, smoothed)) in r.metrics.iter().enumerate() {
             let _ = write!(out, ",{},{}", fmt_value(*raw), fmt_value(*smoothed));
+            if with_forecast {
+                let _ = write!(out, ",{}", fmt_value(r.forecasts.get(i).copied().flatten()));
+            }
         }
         let _ = write!(out, ",{},{}", opt(r.recommended), r.replicas);
         if with_nodes {
@@ -272,10 +283,11 @@ fn to_json(spec: &CustomScalingPolicySpec, rows: &[SimRow]) -> anyhow::Result<St
                 .metrics
                 .iter()
                 .zip(&r.metrics)
-                .map(|(m, (raw, smoothed))| {
+                .zip(&r.forecasts)
+                .map(|((m, (raw, smoothed)), forecast)| {
                     (
                         m.name.clone(),
-                        serde_json::json!({"raw": raw, "smoothed": smoothed}),
+                        serde_json::json!({"raw": raw, "smoothed": smoothed, "forecast": forecast}),
                     )
                 })
                 .collect();
@@ -291,6 +303,63 @@ fn to_json(spec: &CustomScalingPolicySpec, rows: &[SimRow]) -> anyhow::Result<St
         })
         .collect();
     Ok(serde_json::to_string_pretty(&items)? + "\n")
+}
+
+/// Replica-seconds a run spent below and above the capacity its load needed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Capacity {
+    pub short: f64,
+    pub spare: f64,
+}
+
+/// How well a run's replicas matched its load, when every metric is an
+/// `AverageValue` (a per-replica capacity): at each row the load needs
+/// `ceil(raw / averageValue)` replicas (the largest over the metrics; rows with a
+/// missing value are left out), and the replicas ready are those in effect, but an
+/// increase only `ready_delay_ms` after the row that decided it (pods, or nodes,
+/// take that long); a decrease is immediate. Each row counts until the next.
+pub fn capacity(
+    spec: &CustomScalingPolicySpec,
+    rows: &[SimRow],
+    ready_delay_ms: i64,
+) -> Option<Capacity> {
+    use crate::api::policy::TargetType;
+    let targets: Vec<f64> = spec
+        .metrics
+        .iter()
+        .map(|m| match m.target.type_ {
+            TargetType::AverageValue => m.target.quantity().map(|q| q.value()),
+            TargetType::Value => None,
+        })
+        .collect::<Option<Vec<f64>>>()?;
+    if rows.len() < 2 || targets.iter().any(|t| t.is_nan() || *t <= 0.0) {
+        return None;
+    }
+    let (mut short, mut spare) = (0.0, 0.0);
+    for (i, row) in rows.iter().enumerate() {
+        let Some(next) = rows.get(i + 1) else { break };
+        let dt = (next.time - row.time) as f64 / 1000.0;
+        let needed = row
+            .metrics
+            .iter()
+            .zip(&targets)
+            .map(|((raw, _), t)| raw.map(|v| (v / t).ceil().max(0.0)))
+            .collect::<Option<Vec<f64>>>()
+            .and_then(|v| v.into_iter().reduce(f64::max));
+        let Some(needed) = needed else { continue };
+        // Ready: what was decided by `ready_delay` ago, and never more than what
+        // is in effect now.
+        let decided_by = row.time - ready_delay_ms;
+        let earlier = rows[..i]
+            .iter()
+            .rev()
+            .find(|r| r.time <= decided_by)
+            .map_or(rows[0].replicas_before, |r| r.replicas);
+        let ready = f64::from(row.replicas_before.min(earlier));
+        short += (needed - ready).max(0.0) * dt;
+        spare += (ready - needed).max(0.0) * dt;
+    }
+    Some(Capacity { short, spare })
 }
 
 /// Read the series from Prometheus: one range query per metric, aligned on the steps.
@@ -428,6 +497,15 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
         OutputFormat::Json => to_json(spec, &rows)?,
     };
     print!("{text}");
+    let delay = args.ready_delay.map_or(0, |d| d.as_millis() as i64);
+    if let Some(c) = capacity(spec, &rows, delay) {
+        eprintln!(
+            "capacity against need (needed = ceil(raw / averageValue), the largest over the metrics; new replicas ready {}s after the decision): {:.0} replica-seconds short, {:.0} replica-seconds spare",
+            delay / 1000,
+            c.short,
+            c.spare
+        );
+    }
     if let Some(path) = &args.plot {
         let title = format!("ballast simulate: {name} over {file}");
         super::plot::draw(path, &title, spec, &rows)?;

@@ -463,6 +463,7 @@ pub fn status(
                 name: m.name.clone(),
                 raw: m.raw.map(significant),
                 smoothed: m.smoothed.map(significant),
+                forecast: m.forecast.map(significant),
                 sample_time: m.sample_time.and_then(ts),
             })
             .collect(),
@@ -1050,6 +1051,7 @@ spec:
                 name: "m".into(),
                 raw: Some(smoothed),
                 smoothed: Some(smoothed),
+                forecast: None,
                 sample_time: None,
             }],
             history: Some(History {

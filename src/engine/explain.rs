@@ -9,7 +9,10 @@ use std::fmt::Write as _;
 
 use super::behavior::{self, Resolved, Rules};
 use super::{Data, Decision, Input, MetricOutcome, replicas};
-use crate::api::policy::{FallbackMode, MetricSpec, PolicyType, SelectPolicy, TargetType};
+use crate::api::policy::{
+    DEFAULT_LOOKAHEAD_LIMIT, FallbackMode, LookaheadDirection, MetricSpec, PolicyType,
+    SelectPolicy, TargetType,
+};
 
 /// A number as people write it: integers without decimals, others with up to 4
 /// significant decimals.
@@ -31,7 +34,7 @@ pub fn formula(
     current: u32,
     tolerance: f64,
 ) -> Option<String> {
-    let value = outcome.smoothed?;
+    let value = outcome.value()?;
     let target = metric.target.quantity()?.value();
     let recommended = outcome.recommended?;
     let base = current.max(1);
@@ -221,6 +224,27 @@ pub fn explain(input: &Input<'_>, decision: &Decision) -> String {
                     None => format!("raw {} (no smoothing)", num(raw)),
                 };
                 let _ = writeln!(out, "    {read}");
+                if let (Some(f), Some(sm)) = (outcome.forecast, spec.smoothing.as_ref()) {
+                    let trend = decision
+                        .history
+                        .smoothed
+                        .iter()
+                        .find(|v| v.name == metric.name)
+                        .and_then(|v| v.trend)
+                        .unwrap_or(0.0);
+                    let ahead = sm.lookahead.map(|d| d.to_string()).unwrap_or_default();
+                    let direction = match sm.lookahead_direction {
+                        Some(LookaheadDirection::Both) => "both ways",
+                        _ => "up only",
+                    };
+                    let _ = writeln!(
+                        out,
+                        "    trend {}/s → forecast {ahead} ahead: {} ({direction}, at most {}× the raw value)",
+                        num(trend),
+                        num(f),
+                        num(sm.lookahead_limit.unwrap_or(DEFAULT_LOOKAHEAD_LIMIT))
+                    );
+                }
                 if let Some(f) = formula(metric, outcome, current, rules.tolerance) {
                     let _ = writeln!(out, "    {f}");
                 }

@@ -70,10 +70,21 @@ pub struct MetricOutcome {
     pub name: String,
     pub raw: Option<f64>,
     pub smoothed: Option<f64>,
+    /// With `smoothing.lookahead`: the value the recommendation used (the bounded
+    /// forecast; with direction Up never below `smoothed`).
+    pub forecast: Option<f64>,
     pub sample_time: Option<i64>,
     pub recommended: Option<u32>,
     /// Why the metric had no usable sample.
     pub missing: Option<&'static str>,
+}
+
+impl MetricOutcome {
+    /// The value the recommendation uses: the forecast with a lookahead, else the
+    /// smoothed value.
+    pub fn value(&self) -> Option<f64> {
+        self.forecast.or(self.smoothed)
+    }
 }
 
 /// The engine's answer for one tick.
@@ -169,9 +180,9 @@ pub fn decide(input: &Input<'_>) -> Decision {
             .metrics
             .iter()
             .zip(&decision.metrics)
-            .any(|(m, o)| o.smoothed.is_some_and(|v| replicas::is_active(m, v)));
+            .any(|(m, o)| o.value().is_some_and(|v| replicas::is_active(m, v)));
     for (metric, outcome) in spec.metrics.iter().zip(decision.metrics.iter_mut()) {
-        if let Some(v) = outcome.smoothed {
+        if let Some(v) = outcome.value() {
             outcome.recommended = replicas::recommend(metric, v, current, rules.tolerance);
         }
     }
@@ -280,6 +291,10 @@ fn observe(input: &Input<'_>, next: &mut History) -> Vec<MetricOutcome> {
     let spec = input.spec;
     let stale_after = STALE_INTERVALS * spec.poll_interval.as_millis().max(1000) as i64;
     let half_life = spec.smoothing.as_ref().map(|s| s.half_life.as_millis());
+    let lookahead = spec
+        .smoothing
+        .as_ref()
+        .and_then(|s| s.lookahead.map(|l| (l, s)));
     let mut smoothed_state = Vec::with_capacity(spec.metrics.len());
     let mut outcomes = Vec::with_capacity(spec.metrics.len());
     for (i, metric) in spec.metrics.iter().enumerate() {
@@ -294,6 +309,7 @@ fn observe(input: &Input<'_>, next: &mut History) -> Vec<MetricOutcome> {
             name: metric.name.clone(),
             raw: None,
             smoothed: None,
+            forecast: None,
             sample_time: None,
             recommended: None,
             missing: None,
@@ -312,21 +328,50 @@ fn observe(input: &Input<'_>, next: &mut History) -> Vec<MetricOutcome> {
                     time: s.time.min(input.now),
                     ..s
                 };
-                let value = match half_life {
-                    Some(h) => smoothing::smooth(
-                        previous.as_ref().map(|p| (p.value, p.time)),
-                        s.value,
-                        s.time,
-                        h,
+                let (value, trend) = match (half_life, lookahead) {
+                    (Some(h), Some((_, sm))) => {
+                        let th = sm.trend_half_life.map_or(h, |d| d.as_millis());
+                        let (level, trend) = smoothing::holt(
+                            previous
+                                .as_ref()
+                                .map(|p| (p.value, p.trend.unwrap_or(0.0), p.time)),
+                            s.value,
+                            s.time,
+                            h,
+                            th,
+                        );
+                        (level, Some(trend))
+                    }
+                    (Some(h), None) => (
+                        smoothing::smooth(
+                            previous.as_ref().map(|p| (p.value, p.time)),
+                            s.value,
+                            s.time,
+                            h,
+                        ),
+                        None,
                     ),
-                    None => s.value,
+                    (None, _) => (s.value, None),
                 };
                 outcome.raw = Some(s.value);
                 outcome.smoothed = Some(value);
+                if let (Some(trend), Some((ahead, sm))) = (trend, lookahead) {
+                    outcome.forecast = Some(smoothing::forecast(
+                        value,
+                        trend,
+                        ahead.as_millis() as f64 / 1000.0,
+                        s.value,
+                        sm.lookahead_limit
+                            .unwrap_or(crate::api::policy::DEFAULT_LOOKAHEAD_LIMIT),
+                        sm.lookahead_direction
+                            != Some(crate::api::policy::LookaheadDirection::Both),
+                    ));
+                }
                 outcome.sample_time = Some(s.time);
                 smoothed_state.push(SmoothedValue {
                     name: metric.name.clone(),
                     value,
+                    trend,
                     time: s
                         .time
                         .max(previous.as_ref().map_or(s.time, |p| p.time.min(input.now))),

@@ -328,9 +328,7 @@ fn paused_holds_everything() {
 #[test]
 fn smoothing_damps_a_spike() {
     let mut s = no_down_window(spec(1, 50));
-    s.smoothing = Some(Smoothing {
-        half_life: Duration::from_secs(30),
-    });
+    s.smoothing = Some(Smoothing::new(Duration::from_secs(30)));
     let d = tick(&s, 0, 2, Some(100.0), &History::default());
     let d = tick(&s, 30_000, 2, Some(500.0), &d.history);
     // Halfway from 100 to 500 after one half-life.
@@ -482,9 +480,7 @@ fn arb_spec() -> impl Strategy<Value = CustomScalingPolicySpec> {
                     mode: mode.filter(|m| *m == FallbackMode::Hold || fallback.is_some()),
                 });
                 if smooth {
-                    s.smoothing = Some(Smoothing {
-                        half_life: Duration::from_secs(20),
-                    });
+                    s.smoothing = Some(Smoothing::new(Duration::from_secs(20)));
                 }
                 s
             },
@@ -693,9 +689,7 @@ proptest! {
 #[test]
 fn a_sample_from_the_future_does_not_freeze_smoothing() {
     let mut s = no_down_window(spec(1, 50));
-    s.smoothing = Some(Smoothing {
-        half_life: Duration::from_secs(30),
-    });
+    s.smoothing = Some(Smoothing::new(Duration::from_secs(30)));
     let future = [Some(Sample {
         value: 100.0,
         time: 10_000_000,
@@ -843,4 +837,77 @@ proptest! {
             h = d.history;
         }
     }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// With a lookahead the value used is bounded: never below the smoothed level
+    /// unless `Both` is asked for (no early scale-down), never above the last raw
+    /// value times the limit unless the level itself is; and `Both` follows a
+    /// falling trend below the level only when it falls.
+    #[test]
+    fn the_forecast_is_bounded_and_only_up_by_default(
+        values in prop::collection::vec(prop::option::weighted(0.9, 0.0f64..5000.0), 1..40),
+        both in any::<bool>(),
+        limit in 1.0f64..4.0,
+        ahead in 1u64..600,
+    ) {
+        let mut s = spec(1, 100);
+        let mut sm = Smoothing::new(Duration::from_secs(30));
+        sm.lookahead = Some(Duration::from_secs(ahead));
+        sm.lookahead_limit = Some(limit);
+        sm.lookahead_direction = Some(if both { LookaheadDirection::Both } else { LookaheadDirection::Up });
+        s.smoothing = Some(sm);
+        let mut h = History::default();
+        let mut current = 5;
+        for (i, v) in values.iter().enumerate() {
+            let d = tick(&s, i as i64 * 15_000, current, *v, &h);
+            let m = &d.metrics[0];
+            match (m.raw, m.smoothed, m.forecast) {
+                (Some(raw), Some(level), Some(f)) => {
+                    if !both {
+                        prop_assert!(f >= level, "Up went below the level: {f} < {level}");
+                    }
+                    prop_assert!(f <= (raw * limit).max(level) + 1e-9, "{f} above {limit} x {raw}");
+                    prop_assert!(f >= 0.0);
+                }
+                (None, None, None) => {}
+                other => prop_assert!(false, "inconsistent outcome {:?}", other),
+            }
+            current = d.desired_replicas;
+            h = d.history;
+        }
+    }
+}
+
+/// On a ramp, the lookahead reaches the needed replicas earlier: what a policy
+/// with `lookahead: 60s` sets at each tick is never below what it sets without.
+#[test]
+fn lookahead_scales_a_ramp_ahead() {
+    let mut plain = spec(1, 200);
+    plain.metrics[0].target =
+        serde_yaml::from_str("{type: AverageValue, averageValue: '100'}").expect("target");
+    plain.smoothing = Some(Smoothing::new(Duration::from_secs(30)));
+    let mut ahead = plain.clone();
+    if let Some(sm) = ahead.smoothing.as_mut() {
+        sm.lookahead = Some(Duration::from_secs(60));
+    }
+    let run = |s: &CustomScalingPolicySpec| {
+        let (mut h, mut current, mut out) = (History::default(), 1, vec![]);
+        for i in 0..40 {
+            let load = 50.0 * f64::from(i); // +50 per 15 s
+            let d = tick(s, i64::from(i) * 15_000, current, Some(load), &h);
+            out.push(d.desired_replicas);
+            current = d.desired_replicas;
+            h = d.history;
+        }
+        out
+    };
+    let (a, b) = (run(&plain), run(&ahead));
+    assert!(a.iter().zip(&b).all(|(x, y)| y >= x), "{a:?}\n{b:?}");
+    assert!(
+        a.iter().zip(&b).filter(|(x, y)| y > x).count() >= 10,
+        "{a:?}\n{b:?}"
+    );
 }
