@@ -235,13 +235,27 @@ fn still_at(error: &Option<(Option<Vec<Step>>, String)>, at: &[Step]) -> bool {
     }
 }
 
+/// Most decode attempts one object may cost (the webhook runs this on every
+/// admission, so a hostile object with many bad fields must stay cheap).
+const DECODE_BUDGET: usize = 256;
+
 /// Replace the field at `at` so that decoding gets past it: drop it when it is
-/// optional, else try placeholders. `false` when nothing works.
-fn patch<T: DeserializeOwned>(work: &mut serde_json::Value, at: &[Step], message: &str) -> bool {
+/// optional, else try placeholders. `false` when nothing works or `budget` (decode
+/// attempts left) runs out.
+fn patch<T: DeserializeOwned>(
+    work: &mut serde_json::Value,
+    at: &[Step],
+    message: &str,
+    budget: &mut usize,
+) -> bool {
     let Some((last, parent)) = at.split_last() else {
         return false;
     };
     if let Step::Key(key) = last {
+        if *budget == 0 {
+            return false;
+        }
+        *budget -= 1;
         let mut trial = work.clone();
         let removed = slot(&mut trial, parent)
             .and_then(|p| p.as_object_mut())
@@ -256,9 +270,10 @@ fn patch<T: DeserializeOwned>(work: &mut serde_json::Value, at: &[Step], message
     let mut tried = 0;
     while let Some(candidate) = candidates.pop_front() {
         tried += 1;
-        if tried > 16 {
+        if tried > 16 || *budget == 0 {
             return false;
         }
+        *budget -= 1;
         let mut trial = work.clone();
         let Some(container) = slot(&mut trial, parent) else {
             return false;
@@ -300,6 +315,7 @@ where
     let mut problems = Vec::new();
     let mut placeholders = Vec::new();
     let mut object = None;
+    let mut budget = DECODE_BUDGET;
     for _ in 0..=MAX_DECODE_ERRORS {
         let Some((path, message)) = first_error::<T>(&work) else {
             object = serde_json::from_value::<T>(work.clone()).ok();
@@ -328,7 +344,8 @@ where
             problems.push(problem);
             placeholders.push(field);
         }
-        if problems.len() >= MAX_DECODE_ERRORS || !patch::<T>(&mut work, &at, &message) {
+        if problems.len() >= MAX_DECODE_ERRORS || !patch::<T>(&mut work, &at, &message, &mut budget)
+        {
             break;
         }
     }
@@ -1171,6 +1188,37 @@ pub fn validate_source(spec: &ClusterMetricsSourceSpec) -> Vec<Problem> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn many_bad_fields_are_all_named_within_a_bounded_cost() {
+        let mut metrics = Vec::new();
+        for i in 0..40 {
+            metrics.push(serde_json::json!({"name": format!("m{i}"), "query": "x",
+                "target": {"type": "Valu", "value": "1"}, "activationThreshold": "lots"}));
+        }
+        let value = serde_json::json!({
+            "apiVersion": "autoscaling.ballast.dev/v1alpha1", "kind": "CustomScalingPolicy",
+            "metadata": {"name": "p"},
+            "spec": {"targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "w"},
+                "maxReplicas": "ten", "metrics": metrics}
+        });
+        let decoded = check_policy(&value);
+        assert!(decoded.has_type_errors());
+        let types = decoded
+            .problems
+            .iter()
+            .filter(|p| p.rule == Rule::Type)
+            .count();
+        // Every bad field up to the cap, each named; the decode attempts are bounded.
+        assert!(types >= 16, "{types}: {:?}", decoded.problems);
+        assert!(decoded.problems.len() <= MAX_DECODE_ERRORS + 64);
+        assert!(
+            decoded
+                .problems
+                .iter()
+                .any(|p| p.field == "spec.maxReplicas")
+        );
+    }
 
     #[test]
     fn promql_errors_point_at_the_unbalanced_bracket() {
