@@ -40,8 +40,14 @@ pub enum QueryError {
     TooManySeries { query: String, count: usize },
     #[error("query {query:?} returned a {kind} result; expected a vector or a matrix")]
     UnexpectedResult { query: String, kind: &'static str },
-    #[error("Prometheus at {address} answered HTTP {status}")]
-    HttpStatus { address: String, status: u16 },
+    #[error("Prometheus at {address} answered HTTP {status}{}{}", reason_phrase(*status), body_detail(detail))]
+    HttpStatus {
+        address: String,
+        status: u16,
+        /// The first bytes of the answer's body, control characters escaped: what
+        /// the backend said (`no org id`).
+        detail: String,
+    },
     #[error("Prometheus at {address} sent more than {limit} bytes; refused")]
     BodyTooLarge { address: String, limit: u64 },
     #[error("reading the answer of Prometheus at {address}: {message}")]
@@ -85,15 +91,79 @@ impl QueryError {
             QueryError::UnexpectedResult { kind, .. } => {
                 format!("a query returned a {kind} result")
             }
+            // The status, not the body: a backend may echo the query in it.
+            QueryError::HttpStatus {
+                address, status, ..
+            } => format!(
+                "Prometheus at {address} answered HTTP {status}{}",
+                reason_phrase(*status)
+            ),
             QueryError::Address { .. }
             | QueryError::CaBundle(_)
             | QueryError::HttpClient(_)
-            | QueryError::HttpStatus { .. }
             | QueryError::BodyTooLarge { .. }
             | QueryError::ReadBody { .. }
             | QueryError::Decode { .. } => self.to_string(),
         }
     }
+}
+
+/// How much of an error answer's body is kept to show what the backend said.
+const DETAIL_BYTES: usize = 256;
+
+/// ` Unauthorized` for 401: the standard reason phrase, if any.
+fn reason_phrase(status: u16) -> String {
+    reqwest::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .map(|r| format!(" {r}"))
+        .unwrap_or_default()
+}
+
+fn body_detail(detail: &str) -> String {
+    if detail.is_empty() {
+        String::new()
+    } else {
+        format!(": {detail}")
+    }
+}
+
+/// The first bytes of a body as one line: lossy UTF-8, trimmed, control
+/// characters escaped (a body is the backend's to write, a terminal or a status
+/// message is ours), cut at a character boundary with `...` when longer.
+pub fn snippet(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(DETAIL_BYTES)]);
+    let mut out = String::new();
+    for c in text.trim().chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    if body.len() > DETAIL_BYTES || out.len() > DETAIL_BYTES {
+        let mut cut = DETAIL_BYTES.min(out.len());
+        while !out.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.truncate(cut);
+        out.push_str("...");
+    }
+    out
+}
+
+/// Up to `limit` bytes of a response's body (less when reading fails: a detail,
+/// not the answer).
+async fn read_some(response: &mut reqwest::Response, limit: usize) -> Vec<u8> {
+    let mut body = Vec::new();
+    while body.len() < limit {
+        match response.chunk().await {
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+            _ => break,
+        }
+    }
+    body.truncate(limit + 1);
+    body
 }
 
 /// One Prometheus-compatible endpoint.
@@ -176,9 +246,11 @@ impl Prometheus {
         // Prometheus answers 400/422/503 with a JSON error body worth decoding.
         let decodable = status.is_success() || matches!(status.as_u16(), 400 | 422 | 503);
         if !decodable {
+            let detail = snippet(&read_some(&mut response, DETAIL_BYTES).await);
             return Err(QueryError::HttpStatus {
                 address: self.address.clone(),
                 status: status.as_u16(),
+                detail,
             });
         }
         let too_large = || QueryError::BodyTooLarge {
@@ -202,6 +274,7 @@ impl Prometheus {
             Err(_) if !status.is_success() => Err(QueryError::HttpStatus {
                 address: self.address.clone(),
                 status: status.as_u16(),
+                detail: snippet(&body[..body.len().min(DETAIL_BYTES + 1)]),
             }),
             other => other.map_err(|source| QueryError::Decode {
                 address: self.address.clone(),
@@ -357,11 +430,48 @@ mod tests {
     }
 
     #[test]
+    fn an_http_error_says_what_the_backend_said_bounded_and_escaped() {
+        let e = QueryError::HttpStatus {
+            address: "http://cortex:9009/prometheus".into(),
+            status: 401,
+            detail: snippet(b"no org id\n"),
+        };
+        assert_eq!(
+            e.to_string(),
+            "Prometheus at http://cortex:9009/prometheus answered HTTP 401 Unauthorized: no org id"
+        );
+        // The source's message (shown to every namespace) keeps the status only.
+        assert_eq!(
+            e.source_message(),
+            "Prometheus at http://cortex:9009/prometheus answered HTTP 401 Unauthorized"
+        );
+        assert_eq!(snippet(b"a\x1b[31mred\r\nb"), "a\\u{1b}[31mred\\r\\nb");
+        let long = "é".repeat(300);
+        let s = snippet(long.as_bytes());
+        assert!(
+            s.ends_with("...") && s.len() <= DETAIL_BYTES + 3,
+            "{}",
+            s.len()
+        );
+        assert_eq!(snippet(b""), "");
+        assert_eq!(
+            QueryError::HttpStatus {
+                address: "p".into(),
+                status: 599,
+                detail: String::new()
+            }
+            .to_string(),
+            "Prometheus at p answered HTTP 599"
+        );
+    }
+
+    #[test]
     fn only_errors_of_the_source_count_against_its_breaker() {
         assert!(
             QueryError::HttpStatus {
                 address: "p".into(),
-                status: 502
+                status: 502,
+                detail: String::new(),
             }
             .is_source_failure()
         );

@@ -50,6 +50,17 @@ pub async fn metrics_client(s: &mut Scenario) -> anyhow::Result<()> {
     )
     .await?;
     expect(s, &url, r#""text""#, &[], 2, "string result").await?;
+    // An HTTP error says what the server said: Prometheus's own 404 page under a
+    // path prefix it does not serve.
+    expect(
+        s,
+        &format!("{url}/no-such-prefix"),
+        "vector(1)",
+        &[],
+        2,
+        "answered HTTP 404 Not Found: 404 page not found",
+    )
+    .await?;
     expect(
         s,
         &url,
