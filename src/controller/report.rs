@@ -976,6 +976,9 @@ pub fn record_metrics(
     m.metrics_available
         .get_or_create(&labels)
         .set(is_true(types::METRICS_AVAILABLE));
+    m.active_schedules
+        .get_or_create(&labels)
+        .set(i64::try_from(status.active_schedules.len()).unwrap_or(i64::MAX));
     m.scaling_limited
         .get_or_create(&labels)
         .set(is_true(types::SCALING_LIMITED));

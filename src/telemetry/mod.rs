@@ -104,6 +104,7 @@ pub struct Metrics {
     pub metric_smoothed: Family<MetricLabels, FloatGauge>,
     pub metric_target: Family<MetricLabels, FloatGauge>,
     pub metrics_available: Family<PolicyLabels, Gauge>,
+    pub active_schedules: Family<PolicyLabels, Gauge>,
     pub scaling_limited: Family<PolicyLabels, Gauge>,
     pub last_evaluation: Family<PolicyLabels, FloatGauge>,
     pub poll_interval: Family<PolicyLabels, FloatGauge>,
@@ -151,6 +152,7 @@ impl Metrics {
             metric_smoothed: Family::default(),
             metric_target: Family::default(),
             metrics_available: Family::default(),
+            active_schedules: Family::default(),
             scaling_limited: Family::default(),
             last_evaluation: Family::default(),
             poll_interval: Family::default(),
@@ -243,6 +245,11 @@ impl Metrics {
             "metrics_available",
             "1 when every metric of the policy had data at the last tick",
             m.metrics_available.clone(),
+        );
+        m.registry.register(
+            "active_schedules",
+            "spec.schedules windows active at the policy's last tick",
+            m.active_schedules.clone(),
         );
         m.registry.register(
             "scaling_limited",
@@ -357,6 +364,7 @@ impl Metrics {
             &self.desired_nodes,
             &self.node_pool_at_max,
             &self.metrics_available,
+            &self.active_schedules,
             &self.scaling_limited,
         ] {
             family.remove(&p);
