@@ -62,16 +62,29 @@ impl Problem {
     }
 }
 
+impl Problem {
+    /// `field: message`, said once: see [`field_message`].
+    pub fn text(&self) -> String {
+        field_message(&self.field, &self.message)
+    }
+}
+
+/// `field: message`, without the field when there is none or when the message
+/// already starts with it (CEL rules name theirs: `spec.jitter must be ...`).
+pub fn field_message(field: &str, message: &str) -> String {
+    let repeats = message
+        .strip_prefix(field)
+        .is_some_and(|rest| rest.starts_with(": ") || rest.starts_with(' '));
+    if field.is_empty() || repeats {
+        message.to_string()
+    } else {
+        format!("{field}: {message}")
+    }
+}
+
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // A message that already starts with its field (CEL rules name theirs) is
-        // not prefixed twice.
-        match self.message.strip_prefix(self.field.as_str()) {
-            Some(rest) if !self.field.is_empty() && rest.starts_with(": ") => {
-                write!(f, "{}: {}", self.severity, self.message)
-            }
-            _ => write!(f, "{}: {}: {}", self.severity, self.field, self.message),
-        }
+        write!(f, "{}: {}", self.severity, self.text())
     }
 }
 

@@ -19,7 +19,7 @@ use super::LintArgs;
 use crate::api::documents::{Document, lint_document, parse_documents};
 use crate::api::rules::{HELP_URI, Rule};
 use crate::api::spans::Pos;
-use crate::api::validation::Severity;
+use crate::api::validation::{Severity, field_message};
 
 /// How findings are printed.
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -113,14 +113,7 @@ impl Report {
         if let Some(object) = self.object_text() {
             let _ = write!(out, "{object}: ");
         }
-        let repeats = self
-            .message
-            .strip_prefix(self.field.as_str())
-            .is_some_and(|rest| rest.starts_with(": ") || rest.starts_with(' '));
-        if !self.field.is_empty() && !repeats {
-            let _ = write!(out, "{}: ", self.field);
-        }
-        out.push_str(&self.message);
+        out.push_str(&field_message(&self.field, &self.message));
         out
     }
 }

@@ -102,11 +102,7 @@ pub struct PolicyFacts {
 
 fn problems_into(problems: Vec<Problem>, verdict: &mut Verdict) {
     for p in problems {
-        let text = if p.field.is_empty() {
-            p.message
-        } else {
-            format!("{}: {}", p.field, p.message)
-        };
+        let text = p.text();
         match p.severity {
             Severity::Error => verdict.denials.push(text),
             Severity::Warning => verdict.warnings.push(text),
