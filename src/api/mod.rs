@@ -10,6 +10,7 @@ pub mod policy;
 pub mod promql;
 pub mod quantity;
 pub mod rules;
+pub mod schedule;
 pub mod source;
 pub mod spans;
 pub mod validation;

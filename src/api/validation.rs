@@ -989,7 +989,7 @@ fn validate_schedules(spec: &CustomScalingPolicySpec, p: &mut Vec<Problem>) {
                 ),
             ));
         }
-        if let Err(err) = crate::engine::schedule::parse(s) {
+        if let Err(err) = super::schedule::parse(s) {
             p.push(Problem::error(
                 Rule::Schedule,
                 format!("{field}.{}", err.field()),

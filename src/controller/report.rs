@@ -760,16 +760,6 @@ pub fn events(
             .as_ref()
             .map_or(&[], |s| s.active_schedules.as_slice());
         for a in d.schedules.iter().filter(|a| !was.contains(&a.name)) {
-            let mut sets = Vec::new();
-            if let Some(m) = a.min_replicas {
-                sets.push(format!("minReplicas {m}"));
-            }
-            if let Some(m) = a.max_replicas {
-                sets.push(format!("maxReplicas {m}"));
-            }
-            if let Some(n) = a.min_nodes {
-                sets.push(format!("nodePool.minNodes {n}"));
-            }
             let until = ts(a.end).map_or_else(|| a.end.to_string(), |t| t.0.to_string());
             out.push(Event {
                 type_: EventType::Normal,
@@ -778,7 +768,7 @@ pub fn events(
                     format!(
                         "schedule {} started: {} until {until}; replicas {}",
                         a.name,
-                        sets.join(", "),
+                        a.sets(),
                         d.desired_replicas
                     ),
                     1000,

@@ -164,16 +164,6 @@ pub fn explain(input: &Input<'_>, decision: &Decision) -> String {
         return out;
     }
     for a in &decision.schedules {
-        let mut sets = Vec::new();
-        if let Some(m) = a.min_replicas {
-            sets.push(format!("floor {m}"));
-        }
-        if let Some(m) = a.max_replicas {
-            sets.push(format!("ceiling {m}"));
-        }
-        if let Some(n) = a.min_nodes {
-            sets.push(format!("node pool floor {n}"));
-        }
         let until = jiff::Timestamp::from_millisecond(a.end)
             .map(|t| t.to_string())
             .unwrap_or_else(|_| a.end.to_string());
@@ -181,7 +171,7 @@ pub fn explain(input: &Input<'_>, decision: &Decision) -> String {
             out,
             "Schedule {} is active until {until}: {}",
             a.name,
-            sets.join(", ")
+            a.sets()
         );
     }
     if !decision.schedules.is_empty() {
