@@ -4,6 +4,13 @@ one place a fake server is right, because a real Prometheus will not misbehave o
 demand. Binds to 127.0.0.1 only.
 
     faultproxy.py --port PORT --upstream http://127.0.0.1:9090
+    faultproxy.py --port PORT --upstream URL --tls-cert C --tls-key K \
+        [--client-ca CA] [--require-header NAME=VALUE]
+
+With --tls-cert it serves HTTPS; with --client-ca it requires a client
+certificate signed by that CA (mutual TLS: a handshake without one fails); with
+--require-header it answers 401 to a request without that header and value (a
+gateway's API key), saying which header, never the value it expected.
 
 Every request is forwarded to the upstream, unless a fault is set:
 
@@ -52,7 +59,17 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--upstream", required=True)
+    ap.add_argument("--tls-cert")
+    ap.add_argument("--tls-key")
+    ap.add_argument("--client-ca")
+    ap.add_argument("--require-header", action="append", default=[])
     args = ap.parse_args()
+    required = []
+    for h in args.require_header:
+        name, sep, value = h.partition("=")
+        if not sep or not name:
+            ap.error(f"--require-header {name!r}: expected NAME=VALUE")
+        required.append((name, value))
     state = {"mode": "pass", "changed": time.time()}
     hits = []
     lock = threading.Lock()
@@ -106,6 +123,9 @@ def main():
                 return self.reply(200, json.dumps({"requests": n, "mode": state["mode"]}).encode())
             n = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(n) if n else None
+            for name, value in required:
+                if self.headers.get(name) != value:
+                    return self.reply(401, f"missing or wrong {name} header\n".encode(), "text/plain")
             with lock:
                 hits.append(time.time())
                 mode, changed = state["mode"], state["changed"]
@@ -161,6 +181,17 @@ def main():
         daemon_threads = True
 
     srv = Server(("127.0.0.1", args.port), Handler)
+    if args.tls_cert:
+        import ssl
+
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(args.tls_cert, args.tls_key)
+        if args.client_ca:
+            ctx.verify_mode = ssl.CERT_REQUIRED
+            ctx.load_verify_locations(args.client_ca)
+        # A failed handshake raises ssl.SSLError (an OSError) in accept, which
+        # socketserver drops: that connection ends, the server goes on.
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
     srv.serve_forever()
 
 

@@ -83,6 +83,10 @@ rules! {
     SourceAuth = "source-auth", Error, "auth sets exactly one of bearerToken and basic.";
     SecretNamespace = "secret-namespace", Error, "A source's Secrets live in the operator's namespace, the only one it may read Secrets in.";
     CircuitBreaker = "circuit-breaker", Error, "circuitBreaker.failureThreshold is at least 1.";
+    SourceHeader = "source-header", Error, "A header has a token name, exactly one of value and valueFrom, a value without control characters, is not Host, Authorization or hop-by-hop, and appears once.";
+    SourceTenant = "source-tenant", Error, "tenant is printable ASCII, and no X-Scope-OrgID header is set beside it.";
+    SourceTls = "source-tls", Error, "TLS settings go with an https address; insecureSkipVerify is explicit and always warned about.";
+    QueryParameters = "query-parameters", Error, "queryParameters have names and leave query, time, start, end and step to the operator.";
 }
 
 /// Where the rules are documented; a SARIF rule's `helpUri` is this plus `#<id>`.

@@ -449,16 +449,34 @@ fn secret_namespaces(
     operator_namespace: &str,
     p: &mut Vec<Problem>,
 ) {
-    let Some(auth) = &spec.auth else { return };
-    let secrets = [
-        auth.bearer_token
+    let auth = spec.auth.as_ref();
+    let mut secrets: Vec<(String, &String)> = [
+        auth.and_then(|a| a.bearer_token.as_ref())
+            .map(|s| ("spec.auth.bearerToken.namespace".to_string(), &s.namespace)),
+        auth.and_then(|a| a.basic.as_ref())
+            .map(|b| ("spec.auth.basic.namespace".to_string(), &b.namespace)),
+        spec.tls
             .as_ref()
-            .map(|s| ("spec.auth.bearerToken.namespace", &s.namespace)),
-        auth.basic
-            .as_ref()
-            .map(|b| ("spec.auth.basic.namespace", &b.namespace)),
-    ];
-    for (field, namespace) in secrets.into_iter().flatten() {
+            .and_then(|t| t.client_certificate.as_ref())
+            .map(|c| {
+                (
+                    "spec.tls.clientCertificate.namespace".to_string(),
+                    &c.namespace,
+                )
+            }),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    for (i, header) in spec.headers.iter().enumerate() {
+        if let Some(from) = &header.value_from {
+            secrets.push((
+                format!("spec.headers[{i}].valueFrom.secretKeyRef.namespace"),
+                &from.secret_key_ref.namespace,
+            ));
+        }
+    }
+    for (field, namespace) in secrets {
         if namespace != operator_namespace {
             p.push(Problem::error(
                 Rule::SecretNamespace,
@@ -1117,6 +1135,141 @@ pub fn metadata_address(address: &str) -> Option<String> {
     }
 }
 
+/// Query parameters the operator sets itself.
+const OPERATOR_PARAMETERS: &[&str] = &["query", "time", "start", "end", "step"];
+
+/// Whether `name` is an HTTP field name (RFC 9110 token).
+fn is_token(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// `spec.headers` and `spec.tenant`. Values are never echoed: a header may carry
+/// a key.
+fn source_headers(spec: &ClusterMetricsSourceSpec, p: &mut Vec<Problem>) {
+    let mut seen = std::collections::HashSet::new();
+    for (i, header) in spec.headers.iter().enumerate() {
+        let field = format!("spec.headers[{i}]");
+        let lower = header.name.to_ascii_lowercase();
+        if !is_token(&header.name) {
+            p.push(Problem::error(
+                Rule::SourceHeader,
+                format!("{field}.name"),
+                format!(
+                    "{:?} is not an HTTP header name (letters, digits and !#$%&'*+-.^_`|~)",
+                    header.name
+                ),
+            ));
+        } else if crate::api::RESERVED_HEADERS.contains(&lower.as_str()) {
+            let why = if lower == "authorization" {
+                "is set from spec.auth (bearerToken or basic)"
+            } else if matches!(lower.as_str(), "host" | "content-length") {
+                "is written by the HTTP client"
+            } else {
+                "is a hop-by-hop header, meant for one connection, not the endpoint"
+            };
+            p.push(Problem::error(
+                Rule::SourceHeader,
+                format!("{field}.name"),
+                format!("{} cannot be set: it {why}", header.name),
+            ));
+        } else if lower == "x-scope-orgid" && spec.tenant.is_some() {
+            p.push(Problem::error(
+                Rule::SourceTenant,
+                format!("{field}.name"),
+                "spec.tenant is sent as X-Scope-OrgID; set one of them, not both",
+            ));
+        }
+        if !header.name.is_empty() && !seen.insert(lower) {
+            p.push(Problem::error(
+                Rule::SourceHeader,
+                format!("{field}.name"),
+                format!(
+                    "{} is set twice (header names are case-insensitive)",
+                    header.name
+                ),
+            ));
+        }
+        match (&header.value, &header.value_from) {
+            (Some(_), Some(_)) => p.push(Problem::error(
+                Rule::SourceHeader,
+                format!("{field}.valueFrom"),
+                "set exactly one of value or valueFrom",
+            )),
+            (None, None) => p.push(Problem::error(
+                Rule::SourceHeader,
+                field,
+                "set exactly one of value or valueFrom",
+            )),
+            (Some(value), None) if !is_header_value(value) => p.push(Problem::error(
+                Rule::SourceHeader,
+                format!("{field}.value"),
+                "contains characters not allowed in an HTTP header (control characters or non-ASCII)",
+            )),
+            _ => {}
+        }
+    }
+    if let Some(tenant) = &spec.tenant
+        && (tenant.is_empty() || !tenant.bytes().all(|b| b.is_ascii_graphic()))
+    {
+        p.push(Problem::error(
+            Rule::SourceTenant,
+            "spec.tenant",
+            format!("{tenant:?} must be printable ASCII without spaces"),
+        ));
+    }
+}
+
+/// Whether `value` can be sent as a header value as it is: visible ASCII, spaces
+/// and tabs.
+pub fn is_header_value(value: &str) -> bool {
+    value
+        .bytes()
+        .all(|b| b == b'\t' || (b' '..=b'~').contains(&b))
+}
+
+fn source_tls(spec: &ClusterMetricsSourceSpec, p: &mut Vec<Problem>) {
+    let Some(tls) = &spec.tls else { return };
+    if !spec.address.starts_with("https://")
+        && (tls.client_certificate.is_some()
+            || tls.server_name.is_some()
+            || tls.insecure_skip_verify)
+    {
+        p.push(Problem::error(
+            Rule::SourceTls,
+            "spec.tls",
+            format!(
+                "applies to an https:// address; {:?} is not one",
+                spec.address
+            ),
+        ));
+    }
+    if let Some(name) = &tls.server_name
+        && (name.is_empty()
+            || name.len() > 253
+            || !name.split('.').all(|l| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            }))
+    {
+        p.push(Problem::error(
+            Rule::SourceTls,
+            "spec.tls.serverName",
+            format!("{name:?} is not a DNS name"),
+        ));
+    }
+    if tls.insecure_skip_verify {
+        p.push(Problem::warning(
+            Rule::SourceTls,
+            "spec.tls.insecureSkipVerify",
+            "the server's certificate is not verified: anyone on the path can read and answer the queries and see the credentials; for a test endpoint only",
+        ));
+    }
+}
+
 pub fn validate_source(spec: &ClusterMetricsSourceSpec) -> Vec<Problem> {
     let mut p = Vec::new();
     match spec.address.split_once("://") {
@@ -1185,6 +1338,24 @@ pub fn validate_source(spec: &ClusterMetricsSourceSpec) -> Vec<Problem> {
             "spec.auth",
             "spec.auth: set exactly one of bearerToken or basic",
         ));
+    }
+    source_headers(spec, &mut p);
+    source_tls(spec, &mut p);
+    for name in spec.query_parameters.keys() {
+        let field = format!("spec.queryParameters.{name}");
+        if name.is_empty() {
+            p.push(Problem::error(
+                Rule::QueryParameters,
+                "spec.queryParameters",
+                "a parameter needs a name",
+            ));
+        } else if OPERATOR_PARAMETERS.contains(&name.as_str()) {
+            p.push(Problem::error(
+                Rule::QueryParameters,
+                field,
+                "query, time, start, end and step are set by the operator",
+            ));
+        }
     }
     if let Some(cb) = &spec.circuit_breaker
         && cb.failure_threshold == 0

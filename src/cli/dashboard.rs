@@ -19,9 +19,8 @@ use crate::metrics::client::Labels;
 
 #[derive(Debug, Args)]
 pub struct DashboardArgs {
-    /// Prometheus base URL to query.
-    #[arg(long, value_name = "URL")]
-    pub prometheus: String,
+    #[command(flatten)]
+    pub source: super::source::SourceArgs,
     /// Grafana dashboard JSON.
     #[arg(
         long,
@@ -345,13 +344,14 @@ pub fn run(args: &DashboardArgs) -> anyhow::Result<ExitCode> {
     if step_secs < 1 {
         bail!("--step must be at least 1s");
     }
-    let client =
-        crate::metrics::Prometheus::new(&args.prometheus, None, std::time::Duration::from_secs(60))
-            .map_err(|e| anyhow!("--prometheus: {e}"))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    let client = args
+        .source
+        .connect(&runtime, std::time::Duration::from_secs(60))?
+        .client;
     let mut drawn = Vec::new();
     let total = panels.len();
     for (i, panel) in panels.into_iter().enumerate() {

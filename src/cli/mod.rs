@@ -10,6 +10,7 @@ pub mod plot;
 pub mod run;
 pub mod series;
 pub mod simulate;
+pub mod source;
 pub mod webhook;
 
 use std::path::PathBuf;
@@ -119,9 +120,8 @@ pub struct CompletionsArgs {
 
 #[derive(Debug, Args)]
 pub struct QueryArgs {
-    /// Prometheus base URL.
-    #[arg(long, env = "BALLAST_PROMETHEUS_URL", value_name = "URL")]
-    pub prometheus: String,
+    #[command(flatten)]
+    pub source: source::SourceArgs,
     /// The PromQL query, as in a policy's `metrics[].query`.
     #[arg(value_name = "QUERY")]
     pub query: String,
@@ -188,17 +188,18 @@ pub struct SimulateArgs {
     #[arg(
         long,
         value_name = "FILE",
-        required_unless_present = "prometheus",
-        conflicts_with = "prometheus"
+        required_unless_present_any = ["prometheus", "source"],
+        conflicts_with_all = ["prometheus", "source"]
     )]
     pub series: Option<PathBuf>,
     /// Where numeric CSV times (seconds from the start) begin, for schedules: RFC
     /// 3339, e.g. `2026-12-07T06:00:00Z`. RFC 3339 rows are read as they are.
     #[arg(long, value_name = "TIME", default_value = "1970-01-01T00:00:00Z")]
     pub start: jiff::Timestamp,
-    /// Replay from a Prometheus range query instead of a CSV file.
-    #[arg(long, value_name = "URL", requires_all = ["from", "to"])]
-    pub prometheus: Option<String>,
+    /// Replay from range queries (--prometheus URL or --source NAME, see "Metrics
+    /// source") instead of a CSV file.
+    #[command(flatten)]
+    pub source: source::SourceArgs,
     /// Start of the range: RFC 3339, Unix seconds, `now` or `now-<duration>` (e.g. `now-1h`).
     #[arg(long, value_name = "TIME")]
     pub from: Option<String>,
@@ -266,15 +267,16 @@ pub fn run(cli: Cli) -> ExitCode {
 /// `ballast query`: one instant query through the operator's client and decoding.
 /// Exit 0 with a value, 1 with "no data", 2 on an error (with its category).
 fn query(args: &QueryArgs) -> anyhow::Result<ExitCode> {
-    use crate::metrics::{Prometheus, Reading};
+    use crate::metrics::Reading;
     if let Err(message) = crate::api::validation::check_promql(&args.query) {
         anyhow::bail!("{message}");
     }
-    let client = Prometheus::new(&args.prometheus, None, args.timeout.to_std())?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    match runtime.block_on(client.query_instant(&args.query, args.max_response_bytes)) {
+    let source = args.source.connect(&runtime, args.timeout.to_std())?;
+    let limit = source.max_response_bytes.unwrap_or(args.max_response_bytes);
+    match runtime.block_on(source.client.query_instant(&args.query, limit)) {
         Ok(Reading::Value { value, time }) => {
             let at = jiff::Timestamp::from_millisecond(time)
                 .map(|t| t.to_string())

@@ -18,7 +18,7 @@ use crate::telemetry::server::{self, Health, Limits};
 use crate::webhook::{self, WebhookArgs};
 
 /// Which cluster to talk to (shared by `run` and `webhook`).
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Clone, Default)]
 #[command(next_help_heading = "Cluster connection")]
 pub struct ClusterArgs {
     /// Kubeconfig to use (default: in-cluster config, then $KUBECONFIG / ~/.kube/config).
@@ -61,6 +61,11 @@ pub struct RunArgs {
     /// Timeout of one metric query (sources may set their own).
     #[arg(long, default_value = "5s")]
     pub query_timeout: Duration,
+    /// How often a ClusterMetricsSource's Secrets (credentials, header values,
+    /// client certificate) are read again, so rotated ones take effect without a
+    /// restart; the client is rebuilt only when they changed.
+    #[arg(long, default_value = "60s")]
+    pub source_refresh: Duration,
     /// Largest metric response accepted, in bytes, for the default source.
     #[arg(long, default_value_t = 1024 * 1024)]
     pub max_response_bytes: u64,
@@ -183,6 +188,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             sources: SourceDefaults {
                 timeout: args.query_timeout.to_std(),
                 max_response_bytes: args.max_response_bytes,
+                refresh: args.source_refresh.to_std(),
                 ..SourceDefaults::default()
             },
             crd_wait: args.crd_wait.to_std(),

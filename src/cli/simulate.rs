@@ -364,7 +364,7 @@ pub fn capacity(
 
 /// Read the series from Prometheus: one range query per metric, aligned on the steps.
 fn series_from_prometheus(
-    address: &str,
+    source: &super::source::SourceArgs,
     spec: &CustomScalingPolicySpec,
     from: &str,
     to: &str,
@@ -384,9 +384,6 @@ fn series_from_prometheus(
     if step_secs < 1 {
         bail!("--step must be at least 1s");
     }
-    let source_timeout = std::time::Duration::from_secs(60);
-    let client = crate::metrics::Prometheus::new(address, None, source_timeout)
-        .map_err(|e| anyhow!("--prometheus: {e}"))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -399,6 +396,8 @@ fn series_from_prometheus(
             "--from/--to/--step make {steps} polls (at most {MAX_STEPS}); use a larger --step or a shorter range"
         );
     }
+    let connected = source.connect(&runtime, std::time::Duration::from_secs(60))?;
+    let (client, address) = (connected.client, connected.label);
     let mut rows: Vec<Row> = (0..steps)
         .map(|i| {
             let t = start + i as i64 * step_secs;
@@ -445,7 +444,7 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
         .name
         .clone()
         .unwrap_or_else(|| "policy".into());
-    let (series, file) = match (&args.series, &args.prometheus) {
+    let (series, file) = match (&args.series, args.source.is_set()) {
         (Some(path), _) => {
             let file = path.display().to_string();
             let text = fs::read_to_string(path).with_context(|| format!("reading {file}"))?;
@@ -453,16 +452,21 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
             shift_numeric(&mut series, args.start.as_millisecond());
             (series, file)
         }
-        (None, Some(address)) => {
+        (None, true) => {
             let (Some(from), Some(to)) = (&args.from, &args.to) else {
-                bail!("--prometheus needs --from and --to");
+                bail!("--prometheus and --source need --from and --to");
+            };
+            let label = match (&args.source.source, &args.source.prometheus) {
+                (Some(name), _) => format!("source {name}"),
+                (None, Some(address)) => address.clone(),
+                (None, None) => "prometheus".into(),
             };
             (
-                series_from_prometheus(address, spec, from, to, args.step.as_deref())?,
-                address.clone(),
+                series_from_prometheus(&args.source, spec, from, to, args.step.as_deref())?,
+                label,
             )
         }
-        (None, None) => bail!("give --series FILE or --prometheus URL"),
+        (None, false) => bail!("give --series FILE, --prometheus URL or --source NAME"),
     };
     let columns = column_order(&file, spec, &series)?;
     let pod_requests = args

@@ -1,28 +1,31 @@
-//! A Prometheus HTTP API client over `prometheus-http-query`, with a timeout, an
-//! optional CA bundle and credentials. Instant queries read the body with a size
-//! limit and decode it ourselves (`decode`); range queries are split into chunks
-//! Prometheus accepts (at most 11,000 points per series) and report progress.
+//! A Prometheus HTTP API client on reqwest, with a timeout, TLS options (CA
+//! bundle, client certificate, server name), credentials, extra headers and query
+//! parameters. Answers are read with a size limit and decoded by us (`decode`);
+//! range queries are split into chunks Prometheus accepts (at most 11,000 points
+//! per series) and report progress. An answer with `warnings` (partial data) is
+//! refused unless the source accepts partial responses.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use prometheus_http_query::response::Data;
-use reqwest::header::{AUTHORIZATION, HeaderValue};
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 
-use super::decode::{DecodeError, Reading, decode_instant};
+pub use super::decode::Labels;
+use super::decode::{DecodeError, Reading, decode_instant_answer, decode_range};
+use super::tls::{TlsError, TlsOptions};
+use crate::api::PartialResponse;
 
 /// Points per range-query request (Prometheus refuses more than 11,000).
 pub const MAX_POINTS_PER_REQUEST: i64 = 10_000;
+/// Largest answer to one range-query request.
+const MAX_RANGE_BYTES: u64 = 256 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
-    #[error("invalid Prometheus address {address:?}: {source}")]
-    Address {
-        address: String,
-        source: prometheus_http_query::Error,
-    },
-    #[error("invalid CA bundle: {0}")]
-    CaBundle(String),
+    #[error("invalid Prometheus address {address:?}: {message}")]
+    Address { address: String, message: String },
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     #[error("building the HTTP client: {0}")]
     HttpClient(String),
     #[error(
@@ -32,14 +35,15 @@ pub enum QueryError {
     QueryPrometheus {
         address: String,
         query: String,
-        source: prometheus_http_query::Error,
+        #[source]
+        source: reqwest::Error,
     },
     #[error(
         "query {query:?} returned {count} series; a policy metric must return exactly one (aggregate it, e.g. sum(...))"
     )]
     TooManySeries { query: String, count: usize },
     #[error("query {query:?} returned a {kind} result; expected a vector or a matrix")]
-    UnexpectedResult { query: String, kind: &'static str },
+    UnexpectedResult { query: String, kind: String },
     #[error("Prometheus at {address} answered HTTP {status}{}{}", reason_phrase(*status), body_detail(detail))]
     HttpStatus {
         address: String,
@@ -55,8 +59,13 @@ pub enum QueryError {
     #[error("Prometheus at {address}: {source}")]
     Decode {
         address: String,
+        #[source]
         source: DecodeError,
     },
+    #[error(
+        "Prometheus at {address} warned that the answer may be partial: {warnings}; not used (partialResponse: Accept would use it)"
+    )]
+    Partial { address: String, warnings: String },
 }
 
 impl QueryError {
@@ -67,7 +76,9 @@ impl QueryError {
     /// every other tenant off the source.
     pub fn is_source_failure(&self) -> bool {
         match self {
-            QueryError::TooManySeries { .. } | QueryError::UnexpectedResult { .. } => false,
+            QueryError::TooManySeries { .. }
+            | QueryError::UnexpectedResult { .. }
+            | QueryError::Partial { .. } => false,
             QueryError::Decode { source, .. } => matches!(source, DecodeError::Malformed(_)),
             _ => true,
         }
@@ -99,8 +110,9 @@ impl QueryError {
                 reason_phrase(*status)
             ),
             QueryError::Address { .. }
-            | QueryError::CaBundle(_)
+            | QueryError::Tls(_)
             | QueryError::HttpClient(_)
+            | QueryError::Partial { .. }
             | QueryError::BodyTooLarge { .. }
             | QueryError::ReadBody { .. }
             | QueryError::Decode { .. } => self.to_string(),
@@ -166,13 +178,57 @@ async fn read_some(response: &mut reqwest::Response, limit: usize) -> Vec<u8> {
     body
 }
 
+/// How to reach one endpoint, beyond its address.
+#[derive(Clone, Debug)]
+pub struct ClientOptions {
+    /// Time limit of one request.
+    pub timeout: Duration,
+    pub tls: TlsOptions,
+    /// `Authorization` (bearer or basic).
+    pub authorization: Option<HeaderValue>,
+    /// Extra headers (a tenant's `X-Scope-OrgID` among them).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// Extra URL query parameters.
+    pub query_parameters: Vec<(String, String)>,
+    pub partial_response: PartialResponse,
+}
+
+impl ClientOptions {
+    /// A hash of everything a client is built from, Secrets' contents included:
+    /// equal fingerprints build the same client.
+    pub fn fingerprint(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.timeout.hash(&mut h);
+        self.tls.hash(&mut h);
+        self.authorization.hash(&mut h);
+        self.headers.hash(&mut h);
+        self.query_parameters.hash(&mut h);
+        self.partial_response.hash(&mut h);
+        h.finish()
+    }
+
+    pub fn new(timeout: Duration) -> Self {
+        Self {
+            timeout,
+            tls: TlsOptions::default(),
+            authorization: None,
+            headers: Vec::new(),
+            query_parameters: Vec::new(),
+            partial_response: PartialResponse::Reject,
+        }
+    }
+}
+
 /// One Prometheus-compatible endpoint.
 #[derive(Clone)]
 pub struct Prometheus {
     address: String,
-    client: prometheus_http_query::Client,
-    /// `Authorization` header, marked sensitive so it is never logged.
-    auth: Option<HeaderValue>,
+    /// `<address>/api/v1/`.
+    api: url::Url,
+    http: reqwest::Client,
+    query_parameters: Vec<(String, String)>,
+    partial_response: PartialResponse,
 }
 
 impl Prometheus {
@@ -183,63 +239,97 @@ impl Prometheus {
         ca_bundle: Option<&str>,
         timeout: Duration,
     ) -> Result<Self, QueryError> {
-        super::tls::install_crypto_provider();
-        let mut builder = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout);
-        if let Some(pem) = ca_bundle {
-            let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes())
-                .map_err(|e| QueryError::CaBundle(e.to_string()))?;
-            if certs.is_empty() {
-                return Err(QueryError::CaBundle("no PEM certificate found".into()));
-            }
-            for cert in certs {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
-        let http = builder
-            .build()
-            .map_err(|e| QueryError::HttpClient(e.to_string()))?;
-        let client = prometheus_http_query::Client::from(http, address).map_err(|source| {
-            QueryError::Address {
-                address: address.to_string(),
-                source,
-            }
-        })?;
-        Ok(Self {
-            address: address.to_string(),
-            client,
-            auth: None,
-        })
+        let mut options = ClientOptions::new(timeout);
+        options.tls.ca_bundle = ca_bundle.map(str::to_string);
+        Self::with_options(address, options)
     }
 
-    /// Send `Authorization: <value>` with every query (bearer or basic).
-    pub fn with_authorization(mut self, mut value: HeaderValue) -> Self {
-        value.set_sensitive(true);
-        self.auth = Some(value);
-        self
+    /// A client for `address` with every option. Header values are marked
+    /// sensitive, so they are never logged.
+    pub fn with_options(address: &str, options: ClientOptions) -> Result<Self, QueryError> {
+        let bad = |message: String| QueryError::Address {
+            address: address.to_string(),
+            message,
+        };
+        let mut api = url::Url::parse(address).map_err(|e| bad(e.to_string()))?;
+        if !matches!(api.scheme(), "http" | "https") || api.host_str().is_none() {
+            return Err(bad("expected an http:// or https:// URL with a host".into()));
+        }
+        if api.query().is_some() || api.fragment().is_some() {
+            return Err(bad(
+                "has a query or fragment; put parameters in queryParameters".into(),
+            ));
+        }
+        let path = format!("{}/api/v1/", api.path().trim_end_matches('/'));
+        api.set_path(&path);
+
+        let mut headers = HeaderMap::new();
+        if let Some(mut auth) = options.authorization {
+            auth.set_sensitive(true);
+            headers.insert(AUTHORIZATION, auth);
+        }
+        for (name, mut value) in options.headers {
+            value.set_sensitive(true);
+            headers.insert(name, value);
+        }
+        let tls = super::tls::client_config(&options.tls)?;
+        let http = reqwest::Client::builder()
+            .timeout(options.timeout)
+            .connect_timeout(options.timeout)
+            .default_headers(headers)
+            .use_preconfigured_tls(tls)
+            .build()
+            .map_err(|e| QueryError::HttpClient(e.to_string()))?;
+        Ok(Self {
+            address: address.to_string(),
+            api,
+            http,
+            query_parameters: options.query_parameters,
+            partial_response: options.partial_response,
+        })
     }
 
     pub fn address(&self) -> &str {
         &self.address
     }
 
-    fn query_error(&self, query: &str, source: prometheus_http_query::Error) -> QueryError {
+    fn query_error(&self, query: &str, source: reqwest::Error) -> QueryError {
         QueryError::QueryPrometheus {
             address: self.address.clone(),
             query: query.to_string(),
-            source,
+            // The URL holds the query and the source's parameters; the error
+            // names the address and the query itself.
+            source: source.without_url(),
         }
     }
 
-    /// One instant query, reading at most `max_bytes` of the answer.
-    pub async fn query_instant(&self, query: &str, max_bytes: u64) -> Result<Reading, QueryError> {
-        let mut builder = self.client.query(query);
-        if let Some(auth) = &self.auth {
-            builder = builder.header(AUTHORIZATION, auth.clone());
+    /// GET `endpoint` with `params` and the source's own parameters: the status
+    /// and body (at most `max_bytes`) of an answer worth decoding.
+    async fn get(
+        &self,
+        endpoint: &str,
+        query: &str,
+        params: &[(&str, String)],
+        max_bytes: u64,
+    ) -> Result<(reqwest::StatusCode, Vec<u8>), QueryError> {
+        let mut url = self.api.join(endpoint).map_err(|e| QueryError::Address {
+            address: self.address.clone(),
+            message: e.to_string(),
+        })?;
+        {
+            let mut pairs = url.query_pairs_mut();
+            pairs.append_pair("query", query);
+            for (k, v) in params {
+                pairs.append_pair(k, v);
+            }
+            for (k, v) in &self.query_parameters {
+                pairs.append_pair(k, v);
+            }
         }
-        let mut response = builder
-            .get_raw()
+        let mut response = self
+            .http
+            .get(url)
+            .send()
             .await
             .map_err(|source| self.query_error(query, source))?;
         let status = response.status();
@@ -263,24 +353,58 @@ impl Prometheus {
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(|e| QueryError::ReadBody {
             address: self.address.clone(),
-            message: e.to_string(),
+            message: e.without_url().to_string(),
         })? {
             if body.len() as u64 + chunk.len() as u64 > max_bytes {
                 return Err(too_large());
             }
             body.extend_from_slice(&chunk);
         }
-        match decode_instant(&body) {
-            Err(_) if !status.is_success() => Err(QueryError::HttpStatus {
+        Ok((status, body))
+    }
+
+    /// The error for a body that did not decode: when the status says an error
+    /// and the body is not Prometheus JSON, what the backend said; else the
+    /// decoding error.
+    fn undecodable(
+        &self,
+        status: reqwest::StatusCode,
+        body: &[u8],
+        source: DecodeError,
+    ) -> QueryError {
+        if !status.is_success() && matches!(source, DecodeError::Malformed(_)) {
+            QueryError::HttpStatus {
                 address: self.address.clone(),
                 status: status.as_u16(),
                 detail: snippet(&body[..body.len().min(DETAIL_BYTES + 1)]),
-            }),
-            other => other.map_err(|source| QueryError::Decode {
+            }
+        } else {
+            QueryError::Decode {
                 address: self.address.clone(),
                 source,
-            }),
+            }
         }
+    }
+
+    /// An answer with warnings may be partial: refused unless the source accepts
+    /// partial responses.
+    fn refuse_partial(&self, warnings: &[String]) -> Result<(), QueryError> {
+        if warnings.is_empty() || self.partial_response == PartialResponse::Accept {
+            return Ok(());
+        }
+        Err(QueryError::Partial {
+            address: self.address.clone(),
+            warnings: snippet(warnings.join("; ").as_bytes()),
+        })
+    }
+
+    /// One instant query, reading at most `max_bytes` of the answer.
+    pub async fn query_instant(&self, query: &str, max_bytes: u64) -> Result<Reading, QueryError> {
+        let (status, body) = self.get("query", query, &[], max_bytes).await?;
+        let answer =
+            decode_instant_answer(&body).map_err(|e| self.undecodable(status, &body, e))?;
+        self.refuse_partial(&answer.warnings)?;
+        Ok(answer.reading)
     }
 
     /// Samples `(unix ms, value)` of `query` over `[start, end]` (Unix seconds) every
@@ -318,45 +442,33 @@ impl Prometheus {
         let mut from = start;
         while from <= end {
             let to = (from + chunk - step).min(end);
-            let result = self
-                .client
-                .query_range(query, from, to, step as f64)
-                .get()
-                .await
-                .map_err(|source| self.query_error(query, source))?;
-            match result.data() {
-                Data::Matrix(series) => {
-                    for s in series {
-                        let labels: Labels = s
-                            .metric()
-                            .iter()
-                            .map(|(k, v)| (k.clone(), v.clone()))
-                            .collect();
-                        out.entry(labels).or_default().extend(
-                            s.samples()
-                                .iter()
-                                .map(|p| ((p.timestamp() * 1000.0).round() as i64, p.value())),
-                        );
-                    }
-                    if out.len() > max_series {
-                        return Err(QueryError::TooManySeries {
-                            query: query.to_string(),
-                            count: out.len(),
-                        });
-                    }
-                }
-                Data::Vector(_) => {
+            let params = [
+                ("start", from.to_string()),
+                ("end", to.to_string()),
+                ("step", step.to_string()),
+            ];
+            let (status, body) = self
+                .get("query_range", query, &params, MAX_RANGE_BYTES)
+                .await?;
+            let answer = match decode_range(&body) {
+                Ok(answer) => answer,
+                Err(DecodeError::UnexpectedType(kind)) if status.is_success() => {
                     return Err(QueryError::UnexpectedResult {
                         query: query.to_string(),
-                        kind: "vector",
+                        kind,
                     });
                 }
-                Data::Scalar(_) => {
-                    return Err(QueryError::UnexpectedResult {
-                        query: query.to_string(),
-                        kind: "scalar",
-                    });
-                }
+                Err(e) => return Err(self.undecodable(status, &body, e)),
+            };
+            self.refuse_partial(&answer.warnings)?;
+            for (labels, samples) in answer.series {
+                out.entry(labels).or_default().extend(samples);
+            }
+            if out.len() > max_series {
+                return Err(QueryError::TooManySeries {
+                    query: query.to_string(),
+                    count: out.len(),
+                });
             }
             progress(((to - start) / step + 1).min(total), total);
             from = to + step;
@@ -365,12 +477,8 @@ impl Prometheus {
     }
 }
 
-/// A series' labels, sorted.
-pub type Labels = BTreeMap<String, String>;
-
-/// The transport cause under a client error ("connection refused", "timed out"),
-/// which `prometheus-http-query` keeps as the error's source.
-fn cause(e: &prometheus_http_query::Error) -> String {
+/// The transport cause under a client error ("connection refused", "timed out").
+fn cause(e: &reqwest::Error) -> String {
     let mut out = String::new();
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
@@ -384,22 +492,13 @@ impl crate::error::Category for QueryError {
     /// A short, bounded label for Events and metrics.
     fn category(&self) -> &'static str {
         match self {
-            QueryError::Address { .. } | QueryError::CaBundle(_) | QueryError::HttpClient(_) => {
+            QueryError::Address { .. } | QueryError::Tls(_) | QueryError::HttpClient(_) => {
                 "Configuration"
             }
-            QueryError::QueryPrometheus { source, .. } => match source {
-                prometheus_http_query::Error::Client(e)
-                    if e.inner().is_some_and(|r| r.is_timeout()) =>
-                {
-                    "Timeout"
-                }
-                prometheus_http_query::Error::Client(e)
-                    if e.inner().is_some_and(|r| r.is_connect()) =>
-                {
-                    "Connect"
-                }
-                _ => "QueryPrometheus",
-            },
+            QueryError::QueryPrometheus { source, .. } if source.is_timeout() => "Timeout",
+            QueryError::QueryPrometheus { source, .. } if source.is_connect() => "Connect",
+            QueryError::QueryPrometheus { .. } => "QueryPrometheus",
+            QueryError::Partial { .. } => "PartialResponse",
             QueryError::ReadBody { .. } => "ReadBody",
             QueryError::HttpStatus { .. } => "HttpStatus",
             QueryError::BodyTooLarge { .. } => "BodyTooLarge",

@@ -56,6 +56,76 @@ struct Envelope {
     error_type: Option<String>,
     #[serde(default)]
     error: Option<String>,
+    /// Prometheus and Thanos say here that the answer may be incomplete (a store
+    /// that did not answer, a PromQL annotation).
+    #[serde(default)]
+    warnings: Vec<String>,
+}
+
+/// An instant query's reading with the warnings the answer carried.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Answer {
+    pub reading: Reading,
+    pub warnings: Vec<String>,
+}
+
+/// A range query's series (labels sorted, samples `(unix ms, value)`) with the
+/// warnings the answer carried.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct RangeAnswer {
+    pub series: Vec<(Labels, Vec<(i64, f64)>)>,
+    pub warnings: Vec<String>,
+}
+
+/// A series' labels, sorted.
+pub type Labels = std::collections::BTreeMap<String, String>;
+
+#[derive(Deserialize)]
+struct MatrixSeries {
+    #[serde(default)]
+    metric: Labels,
+    #[serde(default)]
+    values: Vec<(f64, String)>,
+}
+
+/// Decode a range-query response body: a matrix (anything else is an error).
+/// Samples that are not finite are kept as they are (NaN, ±Inf).
+pub fn decode_range(body: &[u8]) -> Result<RangeAnswer, DecodeError> {
+    let (data, warnings) = envelope(body)?;
+    if data.result_type != "matrix" {
+        return Err(DecodeError::UnexpectedType(truncate(&data.result_type)));
+    }
+    let series: Vec<MatrixSeries> = serde_json::from_value(data.result)
+        .map_err(|e| DecodeError::Malformed(truncate(&e.to_string())))?;
+    let mut out = Vec::with_capacity(series.len());
+    for s in series {
+        let mut samples = Vec::with_capacity(s.values.len());
+        for (time, text) in s.values {
+            samples.push(((time * 1000.0).round() as i64, parse_sample(&text)?));
+        }
+        out.push((s.metric, samples));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(RangeAnswer {
+        series: out,
+        warnings: warnings.into_iter().map(|w| truncate(&w)).collect(),
+    })
+}
+
+/// The envelope's data, or the API error it carries.
+fn envelope(body: &[u8]) -> Result<(Data, Vec<String>), DecodeError> {
+    let envelope: Envelope = serde_json::from_slice(body)
+        .map_err(|e| DecodeError::Malformed(truncate(&e.to_string())))?;
+    if envelope.status != "success" {
+        return Err(DecodeError::Api {
+            kind: envelope.error_type.unwrap_or_else(|| "unknown".into()),
+            message: truncate(&envelope.error.unwrap_or_default()),
+        });
+    }
+    let data = envelope
+        .data
+        .ok_or_else(|| DecodeError::Malformed("no `data` in a success response".into()))?;
+    Ok((data, envelope.warnings))
 }
 
 #[derive(Deserialize)]
@@ -70,25 +140,26 @@ struct Series {
     value: (f64, String),
 }
 
-/// Decode an instant-query response body.
+/// Decode an instant-query response body (its warnings dropped).
 pub fn decode_instant(body: &[u8]) -> Result<Reading, DecodeError> {
-    let envelope: Envelope = serde_json::from_slice(body)
-        .map_err(|e| DecodeError::Malformed(truncate(&e.to_string())))?;
-    if envelope.status != "success" {
-        return Err(DecodeError::Api {
-            kind: envelope.error_type.unwrap_or_else(|| "unknown".into()),
-            message: truncate(&envelope.error.unwrap_or_default()),
-        });
-    }
-    let data = envelope
-        .data
-        .ok_or_else(|| DecodeError::Malformed("no `data` in a success response".into()))?;
+    decode_instant_answer(body).map(|a| a.reading)
+}
+
+/// Decode an instant-query response body with the warnings it carries.
+pub fn decode_instant_answer(body: &[u8]) -> Result<Answer, DecodeError> {
+    let (data, warnings) = envelope(body)?;
+    let warnings = warnings.into_iter().map(|w| truncate(&w)).collect();
     let (time, text) = match data.result_type.as_str() {
         "vector" => {
             let series: Vec<Series> = serde_json::from_value(data.result)
                 .map_err(|e| DecodeError::Malformed(truncate(&e.to_string())))?;
             match series.len() {
-                0 => return Ok(Reading::NoData(NoData::EmptyResult)),
+                0 => {
+                    return Ok(Answer {
+                        reading: Reading::NoData(NoData::EmptyResult),
+                        warnings,
+                    });
+                }
                 1 => series
                     .into_iter()
                     .next()
@@ -102,13 +173,15 @@ pub fn decode_instant(body: &[u8]) -> Result<Reading, DecodeError> {
         other => return Err(DecodeError::UnexpectedType(truncate(other))),
     };
     let value = parse_sample(&text)?;
-    if !value.is_finite() {
-        return Ok(Reading::NoData(NoData::NotFinite));
-    }
-    Ok(Reading::Value {
-        value,
-        time: (time * 1000.0).round() as i64,
-    })
+    let reading = if value.is_finite() {
+        Reading::Value {
+            value,
+            time: (time * 1000.0).round() as i64,
+        }
+    } else {
+        Reading::NoData(NoData::NotFinite)
+    };
+    Ok(Answer { reading, warnings })
 }
 
 /// Prometheus writes samples as strings, with `NaN`, `+Inf` and `-Inf` spelled out.
@@ -198,6 +271,52 @@ mod tests {
                 time: 1_700_000_000_000
             })
         );
+    }
+
+    #[test]
+    fn warnings_are_kept_with_the_reading() {
+        let body = r#"{"status":"success","warnings":["No StoreAPIs matched for this query"],
+            "data":{"resultType":"vector","result":[{"metric":{},"value":[1700000000,"3"]}]}}"#;
+        let answer = decode_instant_answer(body.as_bytes()).expect("decodes");
+        assert_eq!(answer.warnings, vec!["No StoreAPIs matched for this query"]);
+        assert_eq!(
+            answer.reading,
+            Reading::Value {
+                value: 3.0,
+                time: 1_700_000_000_000
+            }
+        );
+        assert!(
+            decode_instant_answer(vector(&["1"]).as_bytes())
+                .expect("decodes")
+                .warnings
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_matrix_decodes_sorted_by_labels_with_its_warnings() {
+        let body = r#"{"status":"success","warnings":["partial"],"data":{"resultType":"matrix","result":[
+            {"metric":{"pod":"b"},"values":[[1700000000,"1"],[1700000015.5,"NaN"]]},
+            {"metric":{"pod":"a"},"values":[[1700000000,"2"]]}]}}"#;
+        let answer = decode_range(body.as_bytes()).expect("decodes");
+        assert_eq!(answer.warnings, vec!["partial"]);
+        assert_eq!(answer.series.len(), 2);
+        assert_eq!(answer.series[0].0.get("pod").map(String::as_str), Some("a"));
+        assert_eq!(answer.series[0].1, vec![(1_700_000_000_000, 2.0)]);
+        let b = &answer.series[1].1;
+        assert_eq!(b[0], (1_700_000_000_000, 1.0));
+        assert_eq!(b[1].0, 1_700_000_015_500);
+        assert!(b[1].1.is_nan());
+        assert_eq!(
+            decode_range(vector(&["1"]).as_bytes()),
+            Err(DecodeError::UnexpectedType("vector".into()))
+        );
+        let bad = r#"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[1,"x"]]}]}}"#;
+        assert!(matches!(
+            decode_range(bad.as_bytes()),
+            Err(DecodeError::BadSample(_))
+        ));
     }
 
     #[test]

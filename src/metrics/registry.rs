@@ -12,17 +12,16 @@ use base64::Engine as _;
 use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client};
-use reqwest::header::HeaderValue;
+use reqwest::header::{HeaderName, HeaderValue};
 
 use super::breaker::{Admission, Breaker, CircuitState};
-use super::client::{Prometheus, QueryError};
+use super::client::{ClientOptions, Prometheus, QueryError};
 use super::decode::Reading;
-use crate::api::{ClusterMetricsSource, SourceAuth};
+use super::tls::ClientIdentity;
+use crate::api::{ClusterMetricsSource, ClusterMetricsSourceSpec, SourceAuth};
 
 /// Name under which the flag-configured default source is known.
 pub const DEFAULT_SOURCE: &str = "default";
-/// Rebuild a source's client this often, so rotated Secrets are picked up.
-const REFRESH: Duration = Duration::from_secs(300);
 
 /// Settings shared by all sources.
 #[derive(Clone, Debug)]
@@ -33,6 +32,10 @@ pub struct SourceDefaults {
     pub open_duration: Duration,
     pub backoff_base: Duration,
     pub backoff_cap: Duration,
+    /// Re-read a source's Secrets this often, so rotated ones are picked up
+    /// without a restart; the client (and its connections) is rebuilt only when
+    /// they changed.
+    pub refresh: Duration,
 }
 
 impl Default for SourceDefaults {
@@ -44,6 +47,7 @@ impl Default for SourceDefaults {
             open_duration: Duration::from_secs(30),
             backoff_base: Duration::from_millis(500),
             backoff_cap: Duration::from_secs(30),
+            refresh: Duration::from_secs(60),
         }
     }
 }
@@ -53,6 +57,8 @@ pub struct SourceHandle {
     pub name: String,
     generation: Option<i64>,
     built_at: std::time::Instant,
+    /// What the client was built from (Secrets' contents included), hashed.
+    fingerprint: u64,
     client: Prometheus,
     allowed: Vec<String>,
     max_bytes: u64,
@@ -182,6 +188,7 @@ impl Registry {
                 name: DEFAULT_SOURCE.into(),
                 generation: None,
                 built_at: std::time::Instant::now(),
+                fingerprint: 0,
                 client: Prometheus::new(url, None, defaults.timeout)?,
                 allowed: vec!["*".into()],
                 max_bytes: defaults.max_response_bytes,
@@ -236,10 +243,13 @@ impl Registry {
         let generation = object.metadata.generation;
         let cached = self.cache.lock().ok().and_then(|c| c.get(name).cloned());
         match cached {
-            Some(h) if h.generation == generation && h.built_at.elapsed() < REFRESH => Ok(h),
+            Some(h)
+                if h.generation == generation && h.built_at.elapsed() < self.defaults.refresh =>
+            {
+                Ok(h)
+            }
             previous => {
-                let breaker = previous.as_ref().map(|p| p.breaker.clone());
-                match self.build(name, &object, breaker).await {
+                match self.build(name, &object, previous.as_deref()).await {
                     Ok(handle) => {
                         let handle = Arc::new(handle);
                         if let Ok(mut cache) = self.cache.lock() {
@@ -265,7 +275,7 @@ impl Registry {
         &self,
         name: &str,
         object: &ClusterMetricsSource,
-        breaker: Option<Arc<Mutex<Breaker>>>,
+        previous: Option<&SourceHandle>,
     ) -> Result<SourceHandle, LookupError> {
         let spec = &object.spec;
         let broken = |message: String| LookupError::Broken {
@@ -282,71 +292,130 @@ impl Registry {
         if !refused.is_empty() {
             return Err(broken(refused.join("; ")));
         }
-        let mut client = Prometheus::new(
-            &spec.address,
-            spec.ca_bundle.as_deref(),
-            spec.timeout.to_std(),
-        )
-        .map_err(|e| broken(e.to_string()))?;
-        if let Some(auth) = &spec.auth {
-            let header = self.authorization(auth).await.map_err(broken)?;
-            client = client.with_authorization(header);
-        }
-        let breaker = breaker.unwrap_or_else(|| {
+        let options = client_options(&self.client, spec).await.map_err(broken)?;
+        let fingerprint = options.fingerprint();
+        let client = match previous {
+            // Same spec, same Secrets: keep the client and its open connections.
+            Some(p)
+                if p.generation == object.metadata.generation && p.fingerprint == fingerprint =>
+            {
+                p.client.clone()
+            }
+            _ => Prometheus::with_options(&spec.address, options)
+                .map_err(|e| broken(e.to_string()))?,
+        };
+        let breaker = previous.map(|p| p.breaker.clone()).unwrap_or_else(|| {
             Arc::new(Mutex::new(breaker_for(name, &self.defaults, Some(object))))
         });
         Ok(SourceHandle {
             name: name.into(),
             generation: object.metadata.generation,
             built_at: std::time::Instant::now(),
+            fingerprint,
             client,
             allowed: spec.allowed_namespaces.clone(),
             max_bytes: spec.max_response_bytes,
             breaker,
         })
     }
+}
 
-    /// The `Authorization` header from the Secret(s) the source names. Errors name
-    /// the Secret and key, never their content.
-    async fn authorization(&self, auth: &SourceAuth) -> Result<HeaderValue, String> {
-        let value = if let Some(token) = &auth.bearer_token {
-            let t = self
-                .secret_value(&token.namespace, &token.name, &token.key)
-                .await?;
-            format!("Bearer {}", t.trim())
-        } else if let Some(basic) = &auth.basic {
-            let user = self
-                .secret_value(&basic.namespace, &basic.name, &basic.username_key)
-                .await?;
-            let pass = self
-                .secret_value(&basic.namespace, &basic.name, &basic.password_key)
-                .await?;
-            let encoded =
-                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
-            format!("Basic {encoded}")
-        } else {
-            return Err("spec.auth names neither bearerToken nor basic".into());
+/// Everything but the address a client for `spec` needs, with the Secrets it
+/// names read through `client`. Errors name the Secret and key, never a value.
+/// The operator and `ballast query --source` build their clients alike.
+pub async fn client_options(
+    client: &Client,
+    spec: &ClusterMetricsSourceSpec,
+) -> Result<ClientOptions, String> {
+    let mut options = ClientOptions::new(spec.timeout.to_std());
+    options.tls.ca_bundle = spec.ca_bundle.clone();
+    if let Some(auth) = &spec.auth {
+        options.authorization = Some(authorization(client, auth).await?);
+    }
+    for (i, header) in spec.headers.iter().enumerate() {
+        let field = format!("spec.headers[{i}]");
+        let name = HeaderName::from_bytes(header.name.as_bytes())
+            .map_err(|_| format!("{field}.name: {:?} is not an HTTP header name", header.name))?;
+        let value = match (&header.value, &header.value_from) {
+            (Some(value), None) => value.clone(),
+            (None, Some(from)) => {
+                let r = &from.secret_key_ref;
+                secret_value(client, &r.namespace, &r.name, &r.key).await?
+            }
+            _ => return Err(format!("{field}: set exactly one of value or valueFrom")),
         };
-        HeaderValue::from_str(&value)
-            .map_err(|_| "the credential contains characters not allowed in an HTTP header".into())
-    }
-
-    async fn secret_value(&self, namespace: &str, name: &str, key: &str) -> Result<String, String> {
-        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
-        let secret = api.get(name).await.map_err(|e| {
-            format!(
-                "reading Secret {namespace}/{name}: {}",
-                crate::kube_error::short(&e)
-            )
+        let value = HeaderValue::from_str(value.trim()).map_err(|_| {
+            format!("{field}: the value contains characters not allowed in an HTTP header")
         })?;
-        let bytes = secret
-            .data
-            .as_ref()
-            .and_then(|d| d.get(key))
-            .ok_or_else(|| format!("Secret {namespace}/{name} has no key {key:?}"))?;
-        String::from_utf8(bytes.0.clone())
-            .map_err(|_| format!("Secret {namespace}/{name} key {key:?} is not UTF-8"))
+        options.headers.push((name, value));
     }
+    if let Some(tenant) = &spec.tenant {
+        let value = HeaderValue::from_str(tenant)
+            .map_err(|_| "spec.tenant: not allowed in an HTTP header".to_string())?;
+        options
+            .headers
+            .push((HeaderName::from_static(TENANT_HEADER), value));
+    }
+    if let Some(tls) = &spec.tls {
+        options.tls.server_name = tls.server_name.clone();
+        options.tls.insecure_skip_verify = tls.insecure_skip_verify;
+        if let Some(secret) = &tls.client_certificate {
+            options.tls.identity = Some(ClientIdentity {
+                certificate_pem: secret_value(client, &secret.namespace, &secret.name, "tls.crt")
+                    .await?,
+                key_pem: secret_value(client, &secret.namespace, &secret.name, "tls.key").await?,
+            });
+        }
+    }
+    options.query_parameters = spec
+        .query_parameters
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    options.partial_response = spec.partial_response;
+    Ok(options)
+}
+
+/// The header a tenant is sent in (Cortex, Mimir, Thanos Receive).
+pub const TENANT_HEADER: &str = "x-scope-orgid";
+
+/// The `Authorization` header from the Secret(s) `auth` names.
+async fn authorization(client: &Client, auth: &SourceAuth) -> Result<HeaderValue, String> {
+    let value = if let Some(token) = &auth.bearer_token {
+        let t = secret_value(client, &token.namespace, &token.name, &token.key).await?;
+        format!("Bearer {}", t.trim())
+    } else if let Some(basic) = &auth.basic {
+        let user = secret_value(client, &basic.namespace, &basic.name, &basic.username_key).await?;
+        let pass = secret_value(client, &basic.namespace, &basic.name, &basic.password_key).await?;
+        let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+        format!("Basic {encoded}")
+    } else {
+        return Err("spec.auth names neither bearerToken nor basic".into());
+    };
+    HeaderValue::from_str(&value)
+        .map_err(|_| "the credential contains characters not allowed in an HTTP header".into())
+}
+
+async fn secret_value(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    key: &str,
+) -> Result<String, String> {
+    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let secret = api.get(name).await.map_err(|e| {
+        format!(
+            "reading Secret {namespace}/{name}: {}",
+            crate::kube_error::short(&e)
+        )
+    })?;
+    let bytes = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(key))
+        .ok_or_else(|| format!("Secret {namespace}/{name} has no key {key:?}"))?;
+    String::from_utf8(bytes.0.clone())
+        .map_err(|_| format!("Secret {namespace}/{name} key {key:?} is not UTF-8"))
 }
 
 fn breaker_for(name: &str, d: &SourceDefaults, object: Option<&ClusterMetricsSource>) -> Breaker {
@@ -422,6 +491,101 @@ mod tests {
         server.await.expect("server");
     }
 
+    fn secret(name: &str, data: &[(&str, &str)]) -> serde_json::Value {
+        let data: serde_json::Map<String, serde_json::Value> = data
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    base64::engine::general_purpose::STANDARD.encode(v).into(),
+                )
+            })
+            .collect();
+        serde_json::json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": name, "namespace": "ballast-system"}, "data": data})
+    }
+
+    /// Headers from Secrets, the tenant and the client certificate reach the
+    /// client's options, read as the operator reads them; a missing key is named
+    /// without any value.
+    #[tokio::test]
+    async fn headers_tenant_and_client_certificates_come_from_secrets() {
+        let spec: ClusterMetricsSourceSpec = serde_json::from_value(serde_json::json!({
+            "address": "https://cortex:9009/prometheus", "allowedNamespaces": ["*"],
+            "tenant": "team-a",
+            "headers": [{"name": "X-Api-Key", "valueFrom": {"secretKeyRef":
+                {"namespace": "ballast-system", "name": "gateway", "key": "api-key"}}},
+                {"name": "X-Source", "value": "ballast"}],
+            "tls": {"clientCertificate": {"namespace": "ballast-system", "name": "client-tls"}},
+            "queryParameters": {"dedup": "true"}
+        }))
+        .expect("spec");
+        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let client = kube::Client::new(service, "default");
+        let server = tokio::spawn(async move {
+            let answers = [
+                secret("gateway", &[("api-key", "k-123\n")]),
+                secret(
+                    "client-tls",
+                    &[("tls.crt", "CERT"), ("tls.key", "KEY-MATERIAL")],
+                ),
+                secret(
+                    "client-tls",
+                    &[("tls.crt", "CERT"), ("tls.key", "KEY-MATERIAL")],
+                ),
+                secret("gateway", &[("other", "k-123")]),
+            ];
+            for body in answers {
+                let (request, respond) = handle.next_request().await.expect("a GET");
+                let name = body["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                assert_eq!(
+                    request.uri().path(),
+                    format!("/api/v1/namespaces/ballast-system/secrets/{name}")
+                );
+                respond.send_response(Response::new(Body::from(
+                    serde_json::to_vec(&body).expect("json"),
+                )));
+            }
+        });
+        let options = client_options(&client, &spec).await.expect("options");
+        let headers: Vec<(String, String)> = options
+            .headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("?").to_string()))
+            .collect();
+        assert_eq!(
+            headers,
+            vec![
+                ("x-api-key".to_string(), "k-123".to_string()),
+                ("x-source".to_string(), "ballast".to_string()),
+                (TENANT_HEADER.to_string(), "team-a".to_string()),
+            ]
+        );
+        let identity = options.tls.identity.as_ref().expect("a client certificate");
+        assert_eq!(
+            (identity.certificate_pem.as_str(), identity.key_pem.as_str()),
+            ("CERT", "KEY-MATERIAL")
+        );
+        assert_eq!(
+            options.query_parameters,
+            vec![("dedup".into(), "true".into())]
+        );
+        // The Secret rotated to lack the key: named, with no value in the message.
+        let mut only_header = spec.clone();
+        only_header.tls = None;
+        let error = client_options(&client, &only_header)
+            .await
+            .expect_err("no key api-key");
+        assert_eq!(
+            error,
+            "Secret ballast-system/gateway has no key \"api-key\""
+        );
+        server.await.expect("server");
+    }
+
     /// A shared source's last error reached another namespace's status with the
     /// query of the policy that met it (a connection reset).
     #[tokio::test]
@@ -432,6 +596,7 @@ mod tests {
             name: "shared".into(),
             generation: None,
             built_at: std::time::Instant::now(),
+            fingerprint: 0,
             client: Prometheus::new("http://127.0.0.1:1", None, Duration::from_secs(2))
                 .expect("client"),
             allowed: vec!["*".into()],

@@ -73,6 +73,10 @@ impl Operator {
                 "6s",
                 "--lease-grace",
                 "2s",
+                // Rotated source Secrets within a few polls (default 60s): the
+                // mutual-TLS scenario rotates a client key mid-run.
+                "--source-refresh",
+                "3s",
             ])
             // Also serving the webhook (its certificate Secret in the namespace),
             // leaving the cluster's configuration to the run's `ballast webhook`.
