@@ -1030,3 +1030,42 @@ fn the_ramp_examples_figures_are_what_simulate_prints() {
         );
     }
 }
+
+/// Every source in docs/sources.md is one `ballast lint --strict` (and so the
+/// webhook) accepts, and there is one per backend the page promises.
+#[test]
+fn the_sources_page_examples_lint_clean() {
+    let page = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/sources.md"))
+        .expect("docs/sources.md");
+    let mut blocks = Vec::new();
+    let mut current: Option<String> = None;
+    for line in page.lines() {
+        match (&mut current, line) {
+            (None, "```yaml") => current = Some(String::new()),
+            (Some(block), "```") => {
+                blocks.push(std::mem::take(block));
+                current = None;
+            }
+            (Some(block), line) => {
+                block.push_str(line);
+                block.push('\n');
+            }
+            (None, _) => {}
+        }
+    }
+    assert!(blocks.len() >= 5, "{} YAML examples", blocks.len());
+    for block in &blocks {
+        let out = ballast_stdin(&["lint", "--strict", "-"], block);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{block}\n{}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+    }
+    let all = blocks.join("\n");
+    for needle in ["tenant: team-a", "dedup:", "/select/42/prometheus", "clientCertificate", "bearerToken"] {
+        assert!(all.contains(needle), "no example with {needle}");
+    }
+}

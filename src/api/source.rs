@@ -88,7 +88,7 @@ pub struct ClusterMetricsSourceSpec {
     /// (default) treats the metric as missing for that tick, never as a smaller
     /// number, and puts the warning in the condition message; `Accept` uses the
     /// value.
-    #[serde(default, skip_serializing_if = "PartialResponse::is_default")]
+    #[serde(default)]
     pub partial_response: PartialResponse,
 
     /// Time limit of one query (default `5s`).
@@ -179,7 +179,7 @@ pub struct SourceTls {
     /// Accept any server certificate (default false). Anyone on the path can then
     /// read and answer the queries and see the credentials; the admission webhook
     /// warns every time. For a test endpoint only.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default)]
     pub insecure_skip_verify: bool,
 }
 
@@ -203,12 +203,6 @@ pub enum PartialResponse {
     Reject,
     /// The value is used as it is.
     Accept,
-}
-
-impl PartialResponse {
-    fn is_default(&self) -> bool {
-        *self == PartialResponse::Reject
-    }
 }
 
 /// Credentials for the endpoint (one of them).

@@ -89,6 +89,16 @@ impl QueryError {
     /// many namespaces and its last error is shown to all of them, so it must not
     /// carry one policy's query into another's status or Events.
     pub fn source_message(&self) -> String {
+        self.source_message_of(None)
+    }
+
+    /// [`Self::source_message`] of the error `query` met, which may then keep
+    /// what an authentication refusal said when it does not quote the query.
+    pub fn source_message_for(&self, query: &str) -> String {
+        self.source_message_of(Some(query))
+    }
+
+    fn source_message_of(&self, query: Option<&str>) -> String {
         match self {
             QueryError::QueryPrometheus {
                 address, source, ..
@@ -102,13 +112,23 @@ impl QueryError {
             QueryError::UnexpectedResult { kind, .. } => {
                 format!("a query returned a {kind} result")
             }
-            // The status, not the body: a backend may echo the query in it.
+            // The status, not the body: a backend may echo the query in it. An
+            // authentication refusal is about the source's credentials or tenant
+            // (`no org id`), which every policy on it needs to read; its body is
+            // kept unless it holds the query.
             QueryError::HttpStatus {
-                address, status, ..
-            } => format!(
-                "Prometheus at {address} answered HTTP {status}{}",
-                reason_phrase(*status)
-            ),
+                address,
+                status,
+                detail,
+            } => {
+                let keep = matches!(status, 401 | 403)
+                    && query.is_some_and(|q| !q.is_empty() && !detail.contains(q.trim()));
+                format!(
+                    "Prometheus at {address} answered HTTP {status}{}{}",
+                    reason_phrase(*status),
+                    if keep { body_detail(detail) } else { String::new() }
+                )
+            }
             QueryError::Address { .. }
             | QueryError::Tls(_)
             | QueryError::HttpClient(_)
@@ -539,10 +559,33 @@ mod tests {
             e.to_string(),
             "Prometheus at http://cortex:9009/prometheus answered HTTP 401 Unauthorized: no org id"
         );
-        // The source's message (shown to every namespace) keeps the status only.
+        // The source's message (shown to every namespace) keeps the status only...
         assert_eq!(
             e.source_message(),
             "Prometheus at http://cortex:9009/prometheus answered HTTP 401 Unauthorized"
+        );
+        // ...or what an authentication refusal said, when it does not quote the query.
+        assert_eq!(
+            e.source_message_for("sum(up)"),
+            "Prometheus at http://cortex:9009/prometheus answered HTTP 401 Unauthorized: no org id"
+        );
+        let echo = QueryError::HttpStatus {
+            address: "p".into(),
+            status: 403,
+            detail: "denied: sum(secret_marker)".into(),
+        };
+        assert_eq!(
+            echo.source_message_for("sum(secret_marker)"),
+            "Prometheus at p answered HTTP 403 Forbidden"
+        );
+        let other = QueryError::HttpStatus {
+            address: "p".into(),
+            status: 500,
+            detail: "boom".into(),
+        };
+        assert_eq!(
+            other.source_message_for("x"),
+            "Prometheus at p answered HTTP 500 Internal Server Error"
         );
         assert_eq!(snippet(b"a\x1b[31mred\r\nb"), "a\\u{1b}[31mred\\r\\nb");
         let long = "é".repeat(300);

@@ -121,7 +121,7 @@ impl SourceHandle {
                 Outcome::Reading(reading)
             }
             Err(error) if error.is_source_failure() => {
-                breaker.note_error(error.source_message());
+                breaker.note_error(error.source_message_for(query));
                 let opened_circuit = breaker.failure(now);
                 Outcome::Failed {
                     error,

@@ -102,13 +102,28 @@ pub struct Prometheus {
 
 impl Prometheus {
     pub async fn start(dir: &Path, target_port: u16) -> anyhow::Result<Prometheus> {
-        let dir = dir.join("prometheus");
+        Self::start_with(dir, "prometheus", &[target_port], "", "").await
+    }
+
+    /// One named `name` (its directory under `dir`) scraping `targets` every
+    /// second, with `global` added to its `global:` block (external labels) and
+    /// `tail` to its configuration (remote_write).
+    pub async fn start_with(
+        dir: &Path,
+        name: &str,
+        targets: &[u16],
+        global: &str,
+        tail: &str,
+    ) -> anyhow::Result<Prometheus> {
+        let dir = dir.join(name);
         std::fs::create_dir_all(dir.join("data"))
             .with_context(|| format!("creating {}", dir.display()))?;
+        let targets: Vec<String> = targets.iter().map(|p| format!("'127.0.0.1:{p}'")).collect();
         std::fs::write(
             dir.join("prometheus.yml"),
             format!(
-                "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\nscrape_configs:\n  - job_name: load\n    static_configs: [{{targets: ['127.0.0.1:{target_port}']}}]\n"
+                "global: {{scrape_interval: 1s, evaluation_interval: 1s{global}}}\nscrape_configs:\n  - job_name: load\n    static_configs: [{{targets: [{}]}}]\n{tail}",
+                targets.join(", ")
             ),
         )?;
         let mut prometheus = Prometheus {

@@ -11,6 +11,7 @@
 //! `e2e/scenarios [FILTER...]` (or `cargo test -p ballast-e2e --test scenarios`
 //! with that environment), never by `make unit`.
 
+pub mod backends;
 pub mod chaos;
 pub mod junit;
 mod operator;
@@ -67,6 +68,9 @@ pub struct Env {
     pub helm: Option<PathBuf>,
     /// The kstatus checker (e2e/controlplane/kstatus), built by e2e/tool (`KSTATUS`).
     pub kstatus: Option<PathBuf>,
+    /// Thanos and Cortex, built from their Go modules by e2e/tool (`THANOS`, `CORTEX`).
+    pub thanos: Option<PathBuf>,
+    pub cortex: Option<PathBuf>,
 }
 
 impl Env {
@@ -106,6 +110,8 @@ impl Env {
             cert_manager_crds: optional("CERTMANAGER_CRDS").map(PathBuf::from),
             helm: optional("HELM").map(PathBuf::from),
             kstatus: optional("KSTATUS").map(PathBuf::from),
+            thanos: optional("THANOS").map(PathBuf::from),
+            cortex: optional("CORTEX").map(PathBuf::from),
             audit_log: optional("KUBE_AUDIT_LOG").map(PathBuf::from),
             state: optional("BALLAST_E2E_STATE").map(PathBuf::from),
             kubeconfig: var("BALLAST_E2E_KUBECONFIG")?.into(),

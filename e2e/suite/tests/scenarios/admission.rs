@@ -788,8 +788,9 @@ fn openssl_field(pem: &str, field: &str) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// A source with a bearer token from a Secret in the operator's namespace: the
-/// operator reads it (with deploy/'s RBAC) and the token shows up nowhere: not in
+/// A source with a bearer token and a header value from a Secret in the
+/// operator's namespace: the operator reads them (with deploy/'s RBAC) and
+/// neither shows up anywhere (the token is a prefix of the header value): not in
 /// the operator's or the webhook's log, status, Events, sources or metrics.
 pub async fn secrets_stay_secret(s: &mut Scenario) -> anyhow::Result<()> {
     let token = format!(
@@ -803,7 +804,9 @@ pub async fn secrets_stay_secret(s: &mut Scenario) -> anyhow::Result<()> {
         "ballast-system",
     );
     let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(json!({
-        "metadata": {"name": secret_name}, "stringData": {"token": token}
+        "metadata": {"name": secret_name},
+        // The token, and a header value (an API key) from the same Secret.
+        "stringData": {"token": token, "api-key": format!("{token}-header")}
     }))?;
     secrets
         .create(&Default::default(), &secret)
@@ -821,7 +824,8 @@ async fn secrets_steps(s: &mut Scenario, secret: &str, token: &str) -> anyhow::R
             "auth",
             json!({
                 "address": s.env.prometheus_url, "allowedNamespaces": [ns],
-                "auth": {"bearerToken": {"namespace": "ballast-system", "name": secret, "key": "token"}}
+                "auth": {"bearerToken": {"namespace": "ballast-system", "name": secret, "key": "token"}},
+                "headers": [{"name": "X-Api-Key", "valueFrom": {"secretKeyRef": {"namespace": "ballast-system", "name": secret, "key": "api-key"}}}]
             }),
         )
         .await?;

@@ -9,6 +9,7 @@
 //! adds it up with the other suites).
 
 mod admission;
+mod backends;
 mod bounds;
 mod chaos;
 mod evictions;
@@ -128,6 +129,9 @@ fn all() -> Vec<(&'static str, Body)> {
         // Last: they look back over the whole run.
         "dashboard-queries" => oncall::dashboard_queries,
         "webhook-certificates" => admission::webhook_certificates,
+        "thanos" => backends::thanos,
+        "cortex" => backends::cortex,
+        "mutual-tls-source" => backends::mutual_tls,
     ]
 }
 
