@@ -1065,7 +1065,13 @@ fn the_sources_page_examples_lint_clean() {
         );
     }
     let all = blocks.join("\n");
-    for needle in ["tenant: team-a", "dedup:", "/select/42/prometheus", "clientCertificate", "bearerToken"] {
+    for needle in [
+        "tenant: team-a",
+        "dedup:",
+        "/select/42/prometheus",
+        "clientCertificate",
+        "bearerToken",
+    ] {
         assert!(all.contains(needle), "no example with {needle}");
     }
 }

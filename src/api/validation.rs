@@ -1373,6 +1373,42 @@ pub fn validate_source(spec: &ClusterMetricsSourceSpec) -> Vec<Problem> {
 mod tests {
     use super::*;
 
+    fn source(spec: serde_json::Value) -> Vec<Problem> {
+        let spec: ClusterMetricsSourceSpec = serde_json::from_value(spec).expect("spec decodes");
+        validate_source(&spec)
+    }
+
+    #[test]
+    fn header_values_are_checked_and_never_echoed() {
+        let p = source(serde_json::json!({
+            "address": "https://g:8443", "allowedNamespaces": ["*"],
+            "headers": [{"name": "X-Api-Key", "value": "s3cret\r\nX-Evil: 1"},
+                {"name": "Keep-Alive", "value": "5"}, {"name": "X-Empty"}],
+            "tenant": "team a"
+        }));
+        let fields: Vec<&str> = p.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "spec.headers[0].value",
+                "spec.headers[1].name",
+                "spec.headers[2]",
+                "spec.tenant"
+            ],
+            "{p:?}"
+        );
+        assert!(p.iter().all(|p| !p.message.contains("s3cret")), "{p:?}");
+        assert!(p[1].message.contains("hop-by-hop"), "{p:?}");
+        assert!(
+            source(
+                serde_json::json!({"address": "https://g:8443", "allowedNamespaces": ["*"],
+                "headers": [{"name": "X-Api-Key", "value": "abc def"}], "tenant": "team-a",
+                "queryParameters": {"dedup": "true"}})
+            )
+            .is_empty()
+        );
+    }
+
     #[test]
     fn many_bad_fields_are_all_named_within_a_bounded_cost() {
         let mut metrics = Vec::new();

@@ -126,7 +126,11 @@ impl QueryError {
                 format!(
                     "Prometheus at {address} answered HTTP {status}{}{}",
                     reason_phrase(*status),
-                    if keep { body_detail(detail) } else { String::new() }
+                    if keep {
+                        body_detail(detail)
+                    } else {
+                        String::new()
+                    }
                 )
             }
             QueryError::Address { .. }

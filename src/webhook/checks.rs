@@ -552,6 +552,44 @@ mod tests {
     }
 
     #[test]
+    fn insecure_tls_is_warned_about_and_secrets_elsewhere_refused() {
+        let mut source = json!({
+            "apiVersion": "autoscaling.ballast.dev/v1alpha1", "kind": "ClusterMetricsSource",
+            "metadata": {"name": "gateway"},
+            "spec": {"address": "https://gateway:8443", "allowedNamespaces": ["*"],
+                "tls": {"insecureSkipVerify": true},
+                "headers": [{"name": "X-Api-Key", "valueFrom": {"secretKeyRef":
+                    {"namespace": "ballast-system", "name": "k", "key": "key"}}}]}
+        });
+        let v = validate_source(&source, "ballast-system");
+        assert!(v.allowed(), "{v:?}");
+        assert!(
+            v.warnings
+                .iter()
+                .any(|w| w.starts_with("spec.tls.insecureSkipVerify:")),
+            "{v:?}"
+        );
+        source["spec"]["tls"] =
+            json!({"clientCertificate": {"namespace": "monitoring", "name": "c"}});
+        source["spec"]["headers"][0]["valueFrom"]["secretKeyRef"]["namespace"] =
+            json!("monitoring");
+        let v = validate_source(&source, "ballast-system");
+        assert_eq!(v.denials.len(), 2, "{v:?}");
+        assert!(
+            v.denials
+                .iter()
+                .any(|d| d.starts_with("spec.tls.clientCertificate.namespace:")),
+            "{v:?}"
+        );
+        assert!(
+            v.denials
+                .iter()
+                .any(|d| d.starts_with("spec.headers[0].valueFrom.secretKeyRef.namespace:")),
+            "{v:?}"
+        );
+    }
+
+    #[test]
     fn metadata_only_updates_are_recognised() {
         let a = policy("cache", None, None);
         let mut b = a.clone();
