@@ -1270,6 +1270,16 @@ fn source_tls(spec: &ClusterMetricsSourceSpec, p: &mut Vec<Problem>) {
     }
 }
 
+/// The errors (not warnings) of [`validate_source`], as "field: message": what
+/// keeps a source from being used, whatever the API server admitted.
+pub fn source_errors(spec: &ClusterMetricsSourceSpec) -> Vec<String> {
+    validate_source(spec)
+        .into_iter()
+        .filter(|p| p.severity == Severity::Error)
+        .map(|p| p.to_string())
+        .collect()
+}
+
 pub fn validate_source(spec: &ClusterMetricsSourceSpec) -> Vec<Problem> {
     let mut p = Vec::new();
     match spec.address.split_once("://") {

@@ -115,11 +115,7 @@ impl SourceArgs {
             .with_context(|| format!("reading ClusterMetricsSource {name}"))?
             .ok_or_else(|| anyhow!("--source: ClusterMetricsSource {name:?} does not exist"))?;
         let spec = &source.spec;
-        let refused: Vec<String> = crate::api::validation::validate_source(spec)
-            .into_iter()
-            .filter(|p| p.severity == crate::api::validation::Severity::Error)
-            .map(|p| p.to_string())
-            .collect();
+        let refused = crate::api::validation::source_errors(spec);
         if !refused.is_empty() {
             bail!(
                 "--source: ClusterMetricsSource {name:?} is not usable: {}",

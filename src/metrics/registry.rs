@@ -284,11 +284,7 @@ impl Registry {
         };
         // The same rules as admission, for objects admitted before a rule existed
         // (a metadata endpoint, say): never queried, whatever the API server holds.
-        let refused: Vec<String> = crate::api::validation::validate_source(spec)
-            .into_iter()
-            .filter(|p| p.severity == crate::api::validation::Severity::Error)
-            .map(|p| p.to_string())
-            .collect();
+        let refused = crate::api::validation::source_errors(spec);
         if !refused.is_empty() {
             return Err(broken(refused.join("; ")));
         }

@@ -75,6 +75,20 @@ pub struct Env {
 
 impl Env {
     /// Every variable is named in the error when it is missing.
+    /// The port of Redis's exporter (`REDIS_EXPORTER_URL`), for a Prometheus of a
+    /// scenario's own to scrape.
+    pub fn redis_exporter_port(&self) -> anyhow::Result<u16> {
+        let exporter = self
+            .redis_exporter
+            .as_deref()
+            .ok_or_else(|| anyhow::anyhow!("no REDIS_EXPORTER_URL in the cluster's env"))?;
+        exporter
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.trim_end_matches('/').parse().ok())
+            .with_context(|| format!("REDIS_EXPORTER_URL {exporter} has no port"))
+    }
+
     pub fn from_env() -> anyhow::Result<Env> {
         let var = |name: &str| {
             std::env::var(name).map_err(|_| {

@@ -509,6 +509,31 @@ impl Scenario {
         Ok((out.status.success(), text.trim().to_string()))
     }
 
+    /// Everything a secret must never appear in, as text: operator `op`'s log,
+    /// the policies and sources (status included), the Events, and its metrics.
+    pub async fn everything_visible(&self, op: usize) -> anyhow::Result<String> {
+        let operator = self
+            .operators
+            .get(op)
+            .ok_or_else(|| anyhow::anyhow!("no operator {op}"))?;
+        let mut everything = operator.log_text();
+        for args in [
+            &["get", "csp", "-o", "yaml"][..],
+            &["get", "clustermetricssources", "-o", "yaml"],
+            &["get", "events.events.k8s.io", "-o", "yaml"],
+            &["get", "events", "-A", "-o", "yaml"],
+        ] {
+            everything.push_str(&self.kubectl(args, None).await?.1);
+        }
+        everything.push_str(
+            &crate::get(format!("http://{}/metrics", operator.admin))
+                .await?
+                .text()
+                .await?,
+        );
+        Ok(everything)
+    }
+
     /// Runs the ballast CLI (its output and exit code).
     pub async fn ballast(&self, args: &[&str]) -> anyhow::Result<(i32, String)> {
         let out = tokio::process::Command::new(&self.env.ballast)

@@ -846,24 +846,10 @@ async fn secrets_steps(s: &mut Scenario, secret: &str, token: &str) -> anyhow::R
         || s.replicas_are("authed", 2),
     )
     .await?;
-    let mut everything = s.operators[op].log_text();
+    let mut everything = s.everything_visible(op).await?;
     if let Ok(webhook) = suite_webhook() {
         everything.push_str(&std::fs::read_to_string(&webhook.log).unwrap_or_default());
     }
-    for args in [
-        &["get", "csp", "-o", "yaml"][..],
-        &["get", "clustermetricssources", "-o", "yaml"],
-        &["get", "events.events.k8s.io", "-o", "yaml"],
-        &["get", "events", "-A", "-o", "yaml"],
-    ] {
-        everything.push_str(&s.kubectl(args, None).await?.1);
-    }
-    everything.push_str(
-        &ballast_e2e::get(format!("http://{}/metrics", s.operators[op].admin))
-            .await?
-            .text()
-            .await?,
-    );
     let leaks = everything.matches(token).count();
     s.say(format!(
         "searched {} bytes of logs, status, Events and metrics: {leaks} occurrences of the token",

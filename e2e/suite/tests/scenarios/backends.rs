@@ -222,16 +222,7 @@ pub async fn cortex(s: &mut Scenario) -> anyhow::Result<()> {
         .cortex
         .clone()
         .ok_or_else(|| anyhow!("no CORTEX in the environment (e2e/scenarios builds it)"))?;
-    let exporter = s
-        .env
-        .redis_exporter
-        .clone()
-        .ok_or_else(|| anyhow!("no REDIS_EXPORTER_URL in the cluster's env"))?;
-    let redis_port: u16 = exporter
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.trim_end_matches('/').parse().ok())
-        .with_context(|| format!("REDIS_EXPORTER_URL {exporter} has no port"))?;
+    let redis_port = s.env.redis_exporter_port()?;
     let cortex = Cortex::start(&binary, &s.dir).await?;
     let load = Load::serve().await?;
     load.set("cortex", 30.0);
@@ -511,20 +502,7 @@ async fn mutual_tls_steps(
     .await?;
 
     // No header value or key material anywhere the secrets check looks.
-    let mut everything = s.operators[op].log_text();
-    for args in [
-        &["get", "csp", "-o", "yaml"][..],
-        &["get", "clustermetricssources", "-o", "yaml"],
-        &["get", "events", "-A", "-o", "yaml"],
-    ] {
-        everything.push_str(&s.kubectl(args, None).await?.1);
-    }
-    everything.push_str(
-        &ballast_e2e::get(format!("http://{}/metrics", s.operators[op].admin))
-            .await?
-            .text()
-            .await?,
-    );
+    let everything = s.everything_visible(op).await?;
     let key_line = client_key
         .lines()
         .nth(1)

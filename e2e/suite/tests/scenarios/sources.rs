@@ -6,7 +6,7 @@
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, anyhow};
+use anyhow::Context as _;
 use ballast_e2e::chaos::Prometheus;
 use ballast_e2e::{Scenario, eventually, polls};
 use serde_json::json;
@@ -14,16 +14,7 @@ use serde_json::json;
 pub async fn prometheus_down(s: &mut Scenario) -> anyhow::Result<()> {
     const POLL: Duration = Duration::from_secs(3);
     const FAILURES: u32 = 3;
-    let exporter = s
-        .env
-        .redis_exporter
-        .clone()
-        .ok_or_else(|| anyhow!("no REDIS_EXPORTER_URL in the cluster's env"))?;
-    let port: u16 = exporter
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.trim_end_matches('/').parse().ok())
-        .with_context(|| format!("REDIS_EXPORTER_URL {exporter} has no port"))?;
+    let port = s.env.redis_exporter_port()?;
     let mut prometheus = Prometheus::start(&s.dir, port).await?;
     let ns = s.ns.clone();
     let source = s
