@@ -10,7 +10,9 @@ demand. Binds to 127.0.0.1 only.
 With --tls-cert it serves HTTPS; with --client-ca it requires a client
 certificate signed by that CA (mutual TLS: a handshake without one fails); with
 --require-header it answers 401 to a request without that header and value (a
-gateway's API key), saying which header, never the value it expected.
+gateway's API key), saying which header, never the value it expected. With
+--set-header NAME=VALUE it adds that header to what it forwards (a gateway that
+sets the tenant: Debian's Prometheus 2.42 does not send remote_write `headers`).
 
 Every request is forwarded to the upstream, unless a fault is set:
 
@@ -63,13 +65,20 @@ def main():
     ap.add_argument("--tls-key")
     ap.add_argument("--client-ca")
     ap.add_argument("--require-header", action="append", default=[])
+    ap.add_argument("--set-header", action="append", default=[])
     args = ap.parse_args()
-    required = []
-    for h in args.require_header:
-        name, sep, value = h.partition("=")
-        if not sep or not name:
-            ap.error(f"--require-header {name!r}: expected NAME=VALUE")
-        required.append((name, value))
+
+    def pairs(flag, values):
+        out = []
+        for h in values:
+            name, sep, value = h.partition("=")
+            if not sep or not name:
+                ap.error(f"{flag} {name!r}: expected NAME=VALUE")
+            out.append((name, value))
+        return out
+
+    required = pairs("--require-header", args.require_header)
+    added = pairs("--set-header", args.set_header)
     state = {"mode": "pass", "changed": time.time()}
     hits = []
     lock = threading.Lock()
@@ -106,8 +115,11 @@ def main():
 
         def upstream(self, body):
             req = urllib.request.Request(args.upstream.rstrip("/") + self.path, data=body, method=self.command)
-            if self.headers.get("Content-Type"):
-                req.add_header("Content-Type", self.headers["Content-Type"])
+            for h in ("Content-Type", "Content-Encoding", "X-Prometheus-Remote-Write-Version"):
+                if self.headers.get(h):
+                    req.add_header(h, self.headers[h])
+            for name, value in added:
+                req.add_header(name, value)
             try:
                 with urllib.request.urlopen(req, timeout=30) as r:
                     return r.status, r.read(), r.headers.get("Content-Type", "application/json")

@@ -29,8 +29,9 @@ pub enum QueryError {
     #[error("building the HTTP client: {0}")]
     HttpClient(String),
     #[error(
-        "querying Prometheus at {address} for {query:?}: {source}{}",
-        cause(source)
+        "querying Prometheus at {address} for {query:?}: {source}{}{}",
+        cause(source),
+        tls_hint(source)
     )]
     QueryPrometheus {
         address: String,
@@ -103,8 +104,9 @@ impl QueryError {
             QueryError::QueryPrometheus {
                 address, source, ..
             } => format!(
-                "querying Prometheus at {address}: {source}{}",
-                cause(source)
+                "querying Prometheus at {address}: {source}{}{}",
+                cause(source),
+                tls_hint(source)
             ),
             QueryError::TooManySeries { count, .. } => {
                 format!("a query returned {count} series")
@@ -512,6 +514,50 @@ fn cause(e: &reqwest::Error) -> String {
     out
 }
 
+/// What a TLS failure under a client error means, in words: rustls names the
+/// alert (`UnknownCA`), not whose certificate was refused.
+fn tls_hint(e: &reqwest::Error) -> String {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(tls) = s.downcast_ref::<rustls::Error>() {
+            return tls_meaning(tls)
+                .map(|m| format!(" ({m})"))
+                .unwrap_or_default();
+        }
+        // An io::Error shows its inner error but does not give it as its source.
+        source = match s
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => s.source(),
+        };
+    }
+    String::new()
+}
+
+fn tls_meaning(e: &rustls::Error) -> Option<&'static str> {
+    use rustls::AlertDescription as A;
+    match e {
+        rustls::Error::AlertReceived(
+            A::UnknownCA
+            | A::BadCertificate
+            | A::CertificateRequired
+            | A::CertificateUnknown
+            | A::CertificateExpired
+            | A::CertificateRevoked
+            | A::UnsupportedCertificate
+            | A::AccessDenied,
+        ) => Some(
+            "TLS: the server refused the handshake: it wants a client certificate it trusts (tls.clientCertificate)",
+        ),
+        rustls::Error::InvalidCertificate(_) => Some(
+            "TLS: the server's certificate is not trusted for this name (caBundle, tls.serverName)",
+        ),
+        _ => None,
+    }
+}
+
 impl crate::error::Category for QueryError {
     /// A short, bounded label for Events and metrics.
     fn category(&self) -> &'static str {
@@ -608,6 +654,24 @@ mod tests {
             }
             .to_string(),
             "Prometheus at p answered HTTP 599"
+        );
+    }
+
+    #[test]
+    fn tls_failures_say_whose_certificate() {
+        let refused = tls_meaning(&rustls::Error::AlertReceived(
+            rustls::AlertDescription::UnknownCA,
+        ));
+        assert!(refused.is_some_and(|m| m.contains("client certificate")));
+        let untrusted = tls_meaning(&rustls::Error::InvalidCertificate(
+            rustls::CertificateError::UnknownIssuer,
+        ));
+        assert!(untrusted.is_some_and(|m| m.contains("server's certificate")));
+        assert_eq!(
+            tls_meaning(&rustls::Error::AlertReceived(
+                rustls::AlertDescription::InternalError
+            )),
+            None
         );
     }
 

@@ -269,10 +269,6 @@ alertmanager_storage:
     pub fn prometheus_url(&self) -> String {
         format!("http://127.0.0.1:{}/prometheus", self.port)
     }
-
-    pub fn push_url(&self) -> String {
-        format!("http://127.0.0.1:{}/api/v1/push", self.port)
-    }
 }
 
 /// e2e/faultproxy.py serving HTTPS in front of `upstream`, requiring a client

@@ -245,10 +245,22 @@ impl FaultProxy {
         log: &Path,
         port: u16,
     ) -> anyhow::Result<FaultProxy> {
+        Self::start_with(repo, upstream, log, port, &[]).await
+    }
+
+    /// With more of e2e/faultproxy.py's flags (`--set-header NAME=VALUE`).
+    pub async fn start_with(
+        repo: &Path,
+        upstream: &str,
+        log: &Path,
+        port: u16,
+        flags: &[&str],
+    ) -> anyhow::Result<FaultProxy> {
         let out = std::fs::File::create(log)?;
         let child = Command::new("python3")
             .arg(repo.join("e2e/faultproxy.py"))
             .args(["--port", &port.to_string(), "--upstream", upstream])
+            .args(flags)
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)
             .stderr(out)
