@@ -389,25 +389,25 @@ impl Prometheus {
         Ok((status, body))
     }
 
-    /// The error for a body that did not decode: when the status says an error
-    /// and the body is not Prometheus JSON, what the backend said; else the
-    /// decoding error.
+    /// The error for a body that did not decode: under an error status, what the
+    /// backend said (an error status is the source's failure, whatever its body
+    /// holds); else the decoding error.
     fn undecodable(
         &self,
         status: reqwest::StatusCode,
         body: &[u8],
         source: DecodeError,
     ) -> QueryError {
-        if !status.is_success() && matches!(source, DecodeError::Malformed(_)) {
+        if status.is_success() {
+            QueryError::Decode {
+                address: self.address.clone(),
+                source,
+            }
+        } else {
             QueryError::HttpStatus {
                 address: self.address.clone(),
                 status: status.as_u16(),
                 detail: snippet(&body[..body.len().min(DETAIL_BYTES + 1)]),
-            }
-        } else {
-            QueryError::Decode {
-                address: self.address.clone(),
-                source,
             }
         }
     }
@@ -654,6 +654,29 @@ mod tests {
             }
             .to_string(),
             "Prometheus at p answered HTTP 599"
+        );
+    }
+
+    /// A 503 with Prometheus's JSON error body (the chaos suite's broken
+    /// Prometheus) is the source failing, and counts against its breaker.
+    #[test]
+    fn an_error_status_is_the_sources_failure_whatever_its_body() {
+        let p =
+            Prometheus::new("http://127.0.0.1:9", None, Duration::from_secs(1)).expect("a client");
+        let body = br#"{"status":"error","errorType":"internal","error":"injected 503"}"#;
+        let decoded = super::super::decode::decode_instant(body).expect_err("an API error");
+        let e = p.undecodable(reqwest::StatusCode::SERVICE_UNAVAILABLE, body, decoded);
+        assert!(e.is_source_failure(), "{e}");
+        assert!(
+            e.to_string()
+                .contains("answered HTTP 503 Service Unavailable: {\"status\":\"error\""),
+            "{e}"
+        );
+        let html = super::super::decode::decode_instant(b"<html>").expect_err("not JSON");
+        let e = p.undecodable(reqwest::StatusCode::OK, b"<html>", html);
+        assert!(
+            matches!(e, QueryError::Decode { .. }) && e.is_source_failure(),
+            "{e}"
         );
     }
 
