@@ -246,7 +246,9 @@ pub fn policies_targeting(
             let p = g.0.as_ref().ok()?;
             let t = &p.spec.target_ref;
             let group = t.api_version.split_once('/').map_or("", |(g, _)| g);
-            (p.namespace().as_deref() == Some(namespace)
+            // Borrowed, not `namespace()`: this runs for every policy on every
+            // target event (a relist of N targets is N x N of these).
+            (p.metadata.namespace.as_deref() == Some(namespace)
                 && t.kind == kind
                 && t.name == name
                 && group == api_group)
