@@ -1136,7 +1136,7 @@ pub fn metadata_address(address: &str) -> Option<String> {
 }
 
 /// Query parameters the operator sets itself.
-const OPERATOR_PARAMETERS: &[&str] = &["query", "time", "start", "end", "step"];
+pub const OPERATOR_PARAMETERS: &[&str] = &["query", "time", "start", "end", "step"];
 
 /// Whether `name` is an HTTP field name (RFC 9110 token).
 fn is_token(name: &str) -> bool {
@@ -1224,7 +1224,7 @@ fn source_headers(spec: &ClusterMetricsSourceSpec, p: &mut Vec<Problem>) {
 
 /// Whether `value` can be sent as a header value as it is: visible ASCII, spaces
 /// and tabs.
-pub fn is_header_value(value: &str) -> bool {
+fn is_header_value(value: &str) -> bool {
     value
         .bytes()
         .all(|b| b == b'\t' || (b' '..=b'~').contains(&b))

@@ -170,7 +170,7 @@ impl SourceArgs {
             let (k, v) = param
                 .split_once('=')
                 .ok_or_else(|| anyhow!("--query-param {param:?}: expected NAME=VALUE"))?;
-            if matches!(k, "query" | "time" | "start" | "end" | "step" | "") {
+            if k.is_empty() || crate::api::validation::OPERATOR_PARAMETERS.contains(&k) {
                 bail!("--query-param {k:?}: query, time, start, end and step are set by ballast");
             }
             options.query_parameters.push((k.into(), v.into()));

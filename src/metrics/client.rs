@@ -88,18 +88,10 @@ impl QueryError {
     /// The error as a fact about the source (address, HTTP status, transport
     /// cause), without the query that met it. A source is shared by policies in
     /// many namespaces and its last error is shown to all of them, so it must not
-    /// carry one policy's query into another's status or Events.
-    pub fn source_message(&self) -> String {
-        self.source_message_of(None)
-    }
-
-    /// [`Self::source_message`] of the error `query` met, which may then keep
-    /// what an authentication refusal said when it does not quote the query.
+    /// carry one policy's query into another's status or Events. `query` is the
+    /// query the error met: an authentication refusal keeps what the backend said
+    /// (`no org id`) unless that quotes it.
     pub fn source_message_for(&self, query: &str) -> String {
-        self.source_message_of(Some(query))
-    }
-
-    fn source_message_of(&self, query: Option<&str>) -> String {
         match self {
             QueryError::QueryPrometheus {
                 address, source, ..
@@ -124,7 +116,8 @@ impl QueryError {
                 detail,
             } => {
                 let keep = matches!(status, 401 | 403)
-                    && query.is_some_and(|q| !q.is_empty() && !detail.contains(q.trim()));
+                    && !query.trim().is_empty()
+                    && !detail.contains(query.trim());
                 format!(
                     "Prometheus at {address} answered HTTP {status}{}{}",
                     reason_phrase(*status),
@@ -622,9 +615,10 @@ mod tests {
             e.to_string(),
             "Prometheus at http://cortex:9009/prometheus answered HTTP 401 Unauthorized: no org id"
         );
-        // The source's message (shown to every namespace) keeps the status only...
+        // The source's message (shown to every namespace) keeps the status only
+        // when the body quotes the query...
         assert_eq!(
-            e.source_message(),
+            e.source_message_for("no org id"),
             "Prometheus at http://cortex:9009/prometheus answered HTTP 401 Unauthorized"
         );
         // ...or what an authentication refusal said, when it does not quote the query.

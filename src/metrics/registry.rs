@@ -356,10 +356,16 @@ pub async fn client_options(
         options.tls.server_name = tls.server_name.clone();
         options.tls.insecure_skip_verify = tls.insecure_skip_verify;
         if let Some(secret) = &tls.client_certificate {
+            let [certificate_pem, key_pem] = secret_values(
+                client,
+                &secret.namespace,
+                &secret.name,
+                ["tls.crt", "tls.key"],
+            )
+            .await?;
             options.tls.identity = Some(ClientIdentity {
-                certificate_pem: secret_value(client, &secret.namespace, &secret.name, "tls.crt")
-                    .await?,
-                key_pem: secret_value(client, &secret.namespace, &secret.name, "tls.key").await?,
+                certificate_pem,
+                key_pem,
             });
         }
     }
@@ -381,8 +387,13 @@ async fn authorization(client: &Client, auth: &SourceAuth) -> Result<HeaderValue
         let t = secret_value(client, &token.namespace, &token.name, &token.key).await?;
         format!("Bearer {}", t.trim())
     } else if let Some(basic) = &auth.basic {
-        let user = secret_value(client, &basic.namespace, &basic.name, &basic.username_key).await?;
-        let pass = secret_value(client, &basic.namespace, &basic.name, &basic.password_key).await?;
+        let [user, pass] = secret_values(
+            client,
+            &basic.namespace,
+            &basic.name,
+            [&basic.username_key, &basic.password_key],
+        )
+        .await?;
         let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
         format!("Basic {encoded}")
     } else {
@@ -392,12 +403,14 @@ async fn authorization(client: &Client, auth: &SourceAuth) -> Result<HeaderValue
         .map_err(|_| "the credential contains characters not allowed in an HTTP header".into())
 }
 
-async fn secret_value(
+/// The values of `keys` in one Secret, read with one GET. Errors name the Secret
+/// and key, never a value.
+async fn secret_values<const N: usize>(
     client: &Client,
     namespace: &str,
     name: &str,
-    key: &str,
-) -> Result<String, String> {
+    keys: [&str; N],
+) -> Result<[String; N], String> {
     let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let secret = api.get(name).await.map_err(|e| {
         format!(
@@ -405,13 +418,31 @@ async fn secret_value(
             crate::kube_error::short(&e)
         )
     })?;
-    let bytes = secret
-        .data
-        .as_ref()
-        .and_then(|d| d.get(key))
-        .ok_or_else(|| format!("Secret {namespace}/{name} has no key {key:?}"))?;
-    String::from_utf8(bytes.0.clone())
-        .map_err(|_| format!("Secret {namespace}/{name} key {key:?} is not UTF-8"))
+    let mut values = Vec::with_capacity(N);
+    for key in keys {
+        let bytes = secret
+            .data
+            .as_ref()
+            .and_then(|d| d.get(key))
+            .ok_or_else(|| format!("Secret {namespace}/{name} has no key {key:?}"))?;
+        values.push(
+            String::from_utf8(bytes.0.clone())
+                .map_err(|_| format!("Secret {namespace}/{name} key {key:?} is not UTF-8"))?,
+        );
+    }
+    values
+        .try_into()
+        .map_err(|_| format!("Secret {namespace}/{name}: a key went missing"))
+}
+
+async fn secret_value(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    key: &str,
+) -> Result<String, String> {
+    let [value] = secret_values(client, namespace, name, [key]).await?;
+    Ok(value)
 }
 
 fn breaker_for(name: &str, d: &SourceDefaults, object: Option<&ClusterMetricsSource>) -> Breaker {
@@ -521,10 +552,7 @@ mod tests {
         let server = tokio::spawn(async move {
             let answers = [
                 secret("gateway", &[("api-key", "k-123\n")]),
-                secret(
-                    "client-tls",
-                    &[("tls.crt", "CERT"), ("tls.key", "KEY-MATERIAL")],
-                ),
+                // Both keys of the TLS Secret from one read.
                 secret(
                     "client-tls",
                     &[("tls.crt", "CERT"), ("tls.key", "KEY-MATERIAL")],
