@@ -42,6 +42,11 @@ pub struct RunArgs {
     /// Policies evaluated at the same time, at most.
     #[arg(long, default_value_t = 32)]
     pub concurrency: u16,
+    /// Threads of the async runtime. One carries 10,000 policies (bench/results.md)
+    /// and spares the wake-ups between threads; more only for much larger installs.
+    #[arg(long, env = "BALLAST_WORKER_THREADS", default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub worker_threads: u16,
     /// This replica's identity in the Lease and Events (default: $POD_NAME, else the host name and PID).
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
@@ -142,15 +147,24 @@ pub async fn start_admin(
 
 /// A multi-threaded runtime with the process-wide TLS provider installed.
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    runtime_with(None)
+}
+
+/// The same with `workers` threads (default: one per core).
+pub fn runtime_with(workers: Option<usize>) -> anyhow::Result<tokio::runtime::Runtime> {
     crate::metrics::tls::install_crypto_provider();
-    tokio::runtime::Builder::new_multi_thread()
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = workers {
+        builder.worker_threads(n);
+    }
+    builder
         .enable_all()
         .build()
         .context("starting the async runtime")
 }
 
 pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
-    runtime()?.block_on(async {
+    runtime_with(Some(usize::from(args.worker_threads)))?.block_on(async {
         let identity = identity(args);
         let client = client(&args.cluster, &identity).await?;
         let metrics = Arc::new(Metrics::new());

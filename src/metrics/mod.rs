@@ -4,6 +4,7 @@
 pub mod breaker;
 pub mod client;
 pub mod decode;
+pub mod flight;
 pub mod registry;
 pub mod tls;
 

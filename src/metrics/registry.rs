@@ -17,6 +17,7 @@ use reqwest::header::{HeaderName, HeaderValue};
 use super::breaker::{Admission, Breaker, CircuitState};
 use super::client::{ClientOptions, Prometheus, QueryError};
 use super::decode::Reading;
+use super::flight::{Flights, Origin};
 use super::tls::ClientIdentity;
 use crate::api::{ClusterMetricsSource, ClusterMetricsSourceSpec, SourceAuth};
 
@@ -63,6 +64,8 @@ pub struct SourceHandle {
     allowed: Vec<String>,
     max_bytes: u64,
     breaker: Arc<Mutex<Breaker>>,
+    /// Identical queries at about the same time share one request.
+    flights: Flights<Result<Reading, Arc<QueryError>>>,
 }
 
 /// What a query against a source gave.
@@ -70,7 +73,8 @@ pub struct SourceHandle {
 pub enum Outcome {
     Reading(Reading),
     Failed {
-        error: QueryError,
+        /// Shared: policies that asked the same query at once share its error.
+        error: Arc<QueryError>,
         opened_circuit: bool,
     },
     /// Not sent: the source is backing off or its circuit is open.
@@ -101,7 +105,9 @@ impl SourceHandle {
             .unwrap_or(CircuitState::Closed)
     }
 
-    /// Run `query` through the breaker. `now` is Unix ms.
+    /// Run `query` through the breaker. `now` is Unix ms. The same query asked
+    /// again while it is in flight, or within a second of it, has its answer
+    /// (flight.rs); only the request actually sent counts for the breaker.
     pub async fn query(&self, query: &str, now: i64) -> Outcome {
         let admission = match self.breaker.lock() {
             Ok(mut b) => b.admit(now),
@@ -110,7 +116,24 @@ impl SourceHandle {
         if admission != Admission::Allowed {
             return Outcome::Skipped(admission);
         }
-        let result = self.client.query_instant(query, self.max_bytes).await;
+        let (result, origin) = self
+            .flights
+            .run(query, || async {
+                self.client
+                    .query_instant(query, self.max_bytes)
+                    .await
+                    .map_err(Arc::new)
+            })
+            .await;
+        if origin == Origin::Shared {
+            return match result {
+                Ok(reading) => Outcome::Reading(reading),
+                Err(error) => Outcome::Failed {
+                    error,
+                    opened_circuit: false,
+                },
+            };
+        }
         let mut breaker = match self.breaker.lock() {
             Ok(b) => b,
             Err(poisoned) => poisoned.into_inner(),
@@ -193,6 +216,7 @@ impl Registry {
                 allowed: vec!["*".into()],
                 max_bytes: defaults.max_response_bytes,
                 breaker: Arc::new(Mutex::new(breaker_for(DEFAULT_SOURCE, &defaults, None))),
+                flights: Flights::default(),
             })),
             None => None,
         };
@@ -312,6 +336,7 @@ impl Registry {
             allowed: spec.allowed_namespaces.clone(),
             max_bytes: spec.max_response_bytes,
             breaker,
+            flights: Flights::default(),
         })
     }
 }
@@ -610,6 +635,87 @@ mod tests {
         server.await.expect("server");
     }
 
+    /// Policies asking one query of one source at once cost one request, and
+    /// all of them have its answer; another query is another request.
+    #[tokio::test]
+    async fn the_same_query_at_once_is_one_request() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = format!("http://{}", listener.local_addr().expect("addr"));
+        let requests = Arc::new(AtomicUsize::new(0));
+        let counted = requests.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let counted = counted.clone();
+                tokio::spawn(async move {
+                    let mut seen = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    loop {
+                        let Ok(n) = socket.read(&mut buf).await else {
+                            return;
+                        };
+                        if n == 0 {
+                            return;
+                        }
+                        seen.extend_from_slice(&buf[..n]);
+                        while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                            seen.drain(..end + 4);
+                            counted.fetch_add(1, Ordering::SeqCst);
+                            // Slow enough for every asker to arrive while in flight.
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                            let body = r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1700000000,"7"]}]}}"#;
+                            let answer = format!(
+                                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                                body.len()
+                            );
+                            if socket.write_all(answer.as_bytes()).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        let defaults = SourceDefaults::default();
+        let source = Arc::new(SourceHandle {
+            name: "shared".into(),
+            generation: None,
+            built_at: std::time::Instant::now(),
+            fingerprint: 0,
+            client: Prometheus::new(&address, None, Duration::from_secs(5)).expect("client"),
+            allowed: vec!["*".into()],
+            max_bytes: defaults.max_response_bytes,
+            breaker: Arc::new(Mutex::new(breaker_for("shared", &defaults, None))),
+            flights: Flights::default(),
+        });
+        let asks = (0..8).map(|_| {
+            let source = source.clone();
+            tokio::spawn(async move { source.query("sum(up)", 0).await })
+        });
+        for ask in asks {
+            match ask.await.expect("task") {
+                Outcome::Reading(Reading::Value { value, .. }) => assert_eq!(value, 7.0),
+                other => panic!("every asker has the answer: {other:?}"),
+            }
+        }
+        assert_eq!(
+            requests.load(Ordering::SeqCst),
+            1,
+            "eight askers, one request"
+        );
+        let Outcome::Reading(_) = source.query("sum(other)", 0).await else {
+            panic!("another query is answered");
+        };
+        assert_eq!(
+            requests.load(Ordering::SeqCst),
+            2,
+            "another query, another request"
+        );
+    }
+
     /// A shared source's last error reached another namespace's status with the
     /// query of the policy that met it (a connection reset).
     #[tokio::test]
@@ -626,6 +732,7 @@ mod tests {
             allowed: vec!["*".into()],
             max_bytes: defaults.max_response_bytes,
             breaker: Arc::new(Mutex::new(breaker_for("shared", &defaults, None))),
+            flights: Flights::default(),
         };
         let query = r#"sum(rate(secret_marker_b{team="b"}[1m]))"#;
         let Outcome::Failed { error, .. } = source.query(query, 0).await else {
