@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 BALLAST := target/debug/ballast
 
-.PHONY: build image image-check push deploy test unit lint alerts crds demo demo-simulate gameday bench chaos fuzz chaos-report e2e e2e-build cluster-up cluster-down e2e-smoke e2e-scenarios clean
+.PHONY: build image image-check push deploy test unit lint alerts crds demo demo-simulate gameday bench bench-compare chaos fuzz chaos-report e2e e2e-build cluster-up cluster-down e2e-smoke e2e-scenarios clean
 
 # ballast, and the chaos suite's invariant checker (e2e/invariants).
 build:
@@ -45,6 +45,15 @@ test:
 bench:
 	$(CARGO) build --locked --release
 	bench/run $(if $(N),--policies $(N)) $(if $(K),--intervals $(K)) $(if $(R),--steps $(R)) $(if $(RESULTS),--results $(RESULTS))
+
+# Ballast and KEDA v2.21.0 (+ the HPA controller) on the same work, one at a time on
+# fresh clusters: N = 100 and 1,000 by default (SIZES="100 1000 10000" for more),
+# KEDA stock and tuned; side-by-side tables with ratios into target/bench/results.md
+# (or RESULTS=bench/results.md). The first run builds KEDA from its Go module
+# (cached outside the tree). Takes about 12 minutes per N = 1,000 autoscaler run.
+bench-compare:
+	$(CARGO) build --locked --release
+	bench/compare $(if $(SIZES),--sizes "$(SIZES)") $(if $(K),--intervals $(K)) $(if $(R),--steps $(R)) $(if $(RESULTS),--results $(RESULTS))
 
 e2e: build
 	e2e/all

@@ -10,6 +10,12 @@
         log and write them into FILE, replacing the section NAME.
     measure.py engine --results FILE --criterion DIR
         turn criterion's estimates into decisions per second, into FILE.
+    measure.py collect --data JSON --out FILE
+        bench/compare: one autoscaler's figures for its measured window (CPU, RSS,
+        API requests by identity, Prometheus queries/s, reactions) into FILE (JSON).
+    measure.py compare --results FILE --n N RUN.json...
+        bench/compare: the runs of one N side by side, with ratios to the first
+        (Ballast), into FILE's section "compare n=N".
 """
 import argparse
 import json
@@ -41,13 +47,14 @@ def react(args):
     with open(args.values) as f:
         values = json.load(f)
     offset = os.path.getsize(args.audit) if os.path.exists(args.audit) else 0
+    users = set(args.users.split(",")) if args.users else {SA}
     values[args.policy] = args.to
     started = time.time()
     write_values(args.values, values)
     deadline = started + args.timeout
     while time.time() < deadline:
         for t, e in auditlog.events(args.audit, since=started - 0.01, offset=offset):
-            if (e.get("user") or {}).get("username") != SA:
+            if (e.get("user") or {}).get("username") not in users:
                 continue
             ref = e.get("objectRef", {})
             if (e.get("verb") in ("update", "patch") and ref.get("resource") == "deployments"
@@ -230,6 +237,156 @@ def engine(args):
     return 0
 
 
+def qps_window(url, t0, t1):
+    """Prometheus instant queries per second at the source, one figure per second."""
+    rng = prom(url, "/api/v1/query_range",
+               query='sum(irate(prometheus_http_requests_total{handler="/api/v1/query"}[3s]))',
+               start=t0, end=t1, step=1)["result"]
+    return [float(v) for _, v in rng[0]["values"]] if rng else []
+
+
+def collect(args):
+    """One autoscaler's run: everything measured from outside it, the same way
+    whichever autoscaler it is."""
+    d = json.loads(args.data)
+    t0, t1, interval = d["t0"], d["t1"], d["interval"]
+    users = set(d["users"])
+    requests = {}
+    for t, e in auditlog.events(d["audit"], since=t0):
+        user = (e.get("user") or {}).get("username")
+        if t > t1 or user not in users:
+            continue
+        ref = e.get("objectRef", {})
+        res_name = ref.get("resource", e.get("requestURI", "?"))
+        if ref.get("subresource"):
+            res_name += "/" + ref["subresource"]
+        if ref.get("apiGroup") == "external.metrics.k8s.io":
+            res_name = "external.metrics.k8s.io (via the aggregator)"
+        key = f"{user}\t{e.get('verb')}\t{res_name}"
+        requests[key] = requests.get(key, 0) + 1
+    qps = qps_window(d["prometheus"], t0, t1)
+    react = [float(x) for x in d["reactions"] if x != "timeout"]
+    out = {
+        "label": d["label"], "n": d["n"], "window": t1 - t0, "interval": interval,
+        "cpu": {p: (c1 - c0) / (t1 - t0) for p, (c0, c1) in d["cpu"].items()},
+        "rss_mib": {p: kib / 1024 for p, kib in d["rss_kib"].items()},
+        "autoscaler": d["autoscaler"],
+        "requests": requests,
+        "qps_mean": sum(qps) / len(qps) if qps else float("nan"),
+        "qps_max": max(qps) if qps else float("nan"),
+        "ready_s": d["ready_s"], "ready_count": d["ready_count"],
+        "reactions": react, "timeouts": sum(1 for x in d["reactions"] if x == "timeout"),
+        "settings": d["settings"], "versions": d["versions"], "machine": d["machine"],
+        "time": t1,
+    }
+    with open(args.out, "w") as f:
+        json.dump(out, f, indent=1)
+    return 0
+
+
+def compare(args):
+    runs = []
+    for path in args.runs:
+        with open(path) as f:
+            runs.append(json.load(f))
+    base = runs[0]
+    n = args.n
+    # The HPA controller's share of kube-controller-manager: its CPU in this run
+    # less its CPU in the run without HPAs (Ballast's, same N Deployments).
+    kcm_base = base["cpu"].get("kube-controller-manager", float("nan"))
+
+    def autoscaling_cpu(r):
+        own = sum(r["cpu"][p] for p in r["autoscaler"])
+        hpa = r["cpu"].get("kube-controller-manager", kcm_base) - kcm_base if r is not base else 0.0
+        return own + max(hpa, 0.0), hpa
+
+    def ratio(x, b):
+        if isinstance(x, float) and math.isnan(x) or isinstance(b, float) and math.isnan(b) or not b:
+            return "n/a"
+        return f"{x / b:.1f}×"
+
+    def row(name, fn, digits=3, unit="", ratios=True):
+        cells = []
+        bv = fn(base)
+        for r in runs:
+            v = fn(r)
+            cell = f"{fmt(v, digits)}{unit}" if isinstance(v, float) else str(v)
+            if ratios and r is not base and isinstance(v, float):
+                cell += f" ({ratio(v, bv)})"
+            cells.append(cell)
+        return f"| {name} | " + " | ".join(cells) + " |"
+
+    def api_total(r, writes_only=False):
+        return sum(c for k, c in r["requests"].items()
+                   if not writes_only or k.split("\t")[1] in WRITES) / r["window"]
+
+    def react_cell(r):
+        x = r["reactions"]
+        if not x:
+            return f"none ({r['timeouts']} timed out)"
+        t = f", {r['timeouts']} timed out" if r["timeouts"] else ""
+        return f"p50 {fmt(pct(x, 0.5))} s, max {fmt(max(x))} s{t}"
+
+    def ready_cell(r):
+        if r["ready_count"] < n:
+            return f"{r['ready_count']:,}/{n:,} after {r['ready_s']:.0f} s"
+        return f"{r['ready_s']:.0f} s"
+
+    header = "| figure | " + " | ".join(r["label"] for r in runs) + " |"
+    lines = [
+        f"## N = {n:,}: Ballast and KEDA side by side",
+        "",
+        f"Run {datetime.utcfromtimestamp(max(r['time'] for r in runs)).strftime('%Y-%m-%d %H:%M UTC')}, "
+        f"`{args.command}`: one autoscaler at a time, each on a fresh cluster.",
+        f"Machine: {base['machine']}. Versions: {base['versions']}.",
+        f"Every run: {n:,} Deployments at 1 replica on KWOK nodes, one metric `bench_load{{policy=...}}` each "
+        f"from a {n:,}-series exporter scraped every second, target AverageValue 1, min 1, max 2, "
+        f"no scale-down window, poll interval {base['interval']} s; "
+        f"measured over {base['window']:.0f} s after every target was evaluated and one more interval. "
+        "Ratios are to Ballast (× more).",
+        "",
+        header,
+        "| --- |" + " --- |" * len(runs),
+        row("CPU doing the autoscaling (cores)", lambda r: autoscaling_cpu(r)[0]),
+    ]
+    procs = []
+    for r in runs:
+        for p in r["autoscaler"]:
+            if p not in procs:
+                procs.append(p)
+    for p in procs:
+        lines.append(row(f"· {p} (cores)", lambda r, p=p: r["cpu"][p] if p in r["cpu"] and p in r["autoscaler"] else "–", ratios=False))
+    lines += [
+        row("· HPA controller: kube-controller-manager CPU less the run without HPAs (cores)",
+            lambda r: autoscaling_cpu(r)[1] if r is not base else "–", ratios=False),
+        row("CPU per object per poll interval (µs)", lambda r: autoscaling_cpu(r)[0] * r["interval"] / n * 1e6, 0),
+        row("kube-apiserver CPU, whole (cores)", lambda r: r["cpu"].get("kube-apiserver", float("nan"))),
+        row("kube-controller-manager CPU, whole (cores)", lambda r: r["cpu"].get("kube-controller-manager", float("nan"))),
+        row("peak RSS of the autoscaling processes, summed (MiB)",
+            lambda r: sum(r["rss_mib"][p] for p in r["autoscaler"]), 1),
+        row("API requests/s by the autoscaling identities", lambda r: api_total(r), 2),
+        row("· of which writes/s", lambda r: api_total(r, True), 2),
+        row("Prometheus queries/s, mean", lambda r: r["qps_mean"], 2),
+        row("Prometheus queries/s, max in one second", lambda r: r["qps_max"], 2),
+        row(f"time from creating the {n:,} objects until every target is evaluated", ready_cell, ratios=False),
+        row("reaction: metric step → /scale write", react_cell, ratios=False),
+        "",
+        "Settings: " + "; ".join(f"**{r['label']}**: {r['settings']}" for r in runs) + ".",
+        "",
+        "API requests in the window by identity, verb and resource (audit log):",
+        "",
+        "| run | identity | verb | resource | per second |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for r in runs:
+        for key, c in sorted(r["requests"].items(), key=lambda kv: -kv[1]):
+            user, verb, res_name = key.split("\t")
+            lines.append(f"| {r['label']} | {user} | {verb} | {res_name} | {c / r['window']:.2f} |")
+    replace_section(args.results, f"compare n={n}", "\n".join(lines))
+    print("\n".join(lines))
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -239,6 +396,15 @@ def main():
     r.add_argument("--policy", required=True)
     r.add_argument("--to", type=float, required=True)
     r.add_argument("--timeout", type=float, required=True)
+    r.add_argument("--users", help="comma-separated usernames whose /scale write counts (default: Ballast's ServiceAccount)")
+    c = sub.add_parser("collect")
+    c.add_argument("--data", required=True)
+    c.add_argument("--out", required=True)
+    m = sub.add_parser("compare")
+    m.add_argument("--results", required=True)
+    m.add_argument("--n", type=int, required=True)
+    m.add_argument("--command", required=True)
+    m.add_argument("runs", nargs="+")
     p = sub.add_parser("report")
     p.add_argument("--results", required=True)
     p.add_argument("--data", required=True)
@@ -247,7 +413,7 @@ def main():
     e.add_argument("--criterion", required=True)
     e.add_argument("--machine", required=True)
     args = ap.parse_args()
-    return {"react": react, "report": report, "engine": engine}[args.cmd](args)
+    return {"react": react, "report": report, "engine": engine, "collect": collect, "compare": compare}[args.cmd](args)
 
 
 if __name__ == "__main__":
