@@ -50,7 +50,8 @@ bench:
 # fresh clusters: N = 100 and 1,000 by default (SIZES="100 1000 10000" for more),
 # KEDA stock and tuned; side-by-side tables with ratios into target/bench/results.md
 # (or RESULTS=bench/results.md). The first run builds KEDA from its Go module
-# (cached outside the tree). Takes about 12 minutes per N = 1,000 autoscaler run.
+# (cached outside the tree). About 10 minutes at N = 100 and 25 at N = 1,000 (three
+# runs each) on 2 cores, after that build.
 bench-compare:
 	$(CARGO) build --locked --release
 	bench/compare $(if $(SIZES),--sizes "$(SIZES)") $(if $(K),--intervals $(K)) $(if $(R),--steps $(R)) $(if $(RESULTS),--results $(RESULTS))

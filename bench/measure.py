@@ -142,10 +142,7 @@ def report(args):
     lag_max = next((le for le, c in buckets if c >= ticks), float("nan")) if ticks else float("nan")
 
     # Queries per second at the source (Prometheus' own counter, scraped every 1 s).
-    rng = prom(url, "/api/v1/query_range",
-               query='sum(irate(prometheus_http_requests_total{handler="/api/v1/query"}[3s]))',
-               start=t0, end=t1, step=1)["result"]
-    qps = [float(v) for _, v in rng[0]["values"]] if rng else []
+    qps = qps_window(url, t0, t1)
     qps_mean = sum(qps) / len(qps) if qps else float("nan")
     qps_max = max(qps) if qps else float("nan")
 
@@ -278,6 +275,7 @@ def collect(args):
         "ready_s": d["ready_s"], "ready_count": d["ready_count"],
         "reactions": react, "timeouts": sum(1 for x in d["reactions"] if x == "timeout"),
         "settings": d["settings"], "versions": d["versions"], "machine": d["machine"],
+        "load": d.get("load", float("nan")),
         "time": t1,
     }
     with open(args.out, "w") as f:
@@ -375,7 +373,10 @@ def compare(args):
         row("Prometheus queries/s, max in one second", lambda r: r["qps_max"], 2),
         row(f"time from creating the {n:,} objects until every target is evaluated", ready_cell, ratios=False),
         row("reaction: metric step → /scale write", react_cell, ratios=False),
+        *([row("machine load average (1 min) at the end of the window", lambda r: r.get("load", float("nan")), 2, ratios=False)]
+          if any(not math.isnan(r.get("load", float("nan"))) for r in runs) else []),
         "",
+        *([args.note, ""] if args.note else []),
         "Settings: " + "; ".join(f"**{r['label']}**: {r['settings']}" for r in runs) + ".",
         "",
         "API requests in the window by identity, verb and resource (audit log):",
@@ -409,6 +410,7 @@ def main():
     m.add_argument("--results", required=True)
     m.add_argument("--n", type=int, required=True)
     m.add_argument("--command", required=True)
+    m.add_argument("--note", help="a sentence on the conditions of the run, printed under the table")
     m.add_argument("runs", nargs="+")
     p = sub.add_parser("report")
     p.add_argument("--results", required=True)
