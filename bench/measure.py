@@ -346,7 +346,7 @@ def compare(args):
         f"from a {n:,}-series exporter scraped every second, target AverageValue 1, min 1, max 2, "
         f"no scale-down window, poll interval {base['interval']} s; "
         f"measured over {base['window']:.0f} s after every target was evaluated and one more interval. "
-        "Ratios are to Ballast (× more).",
+        "In brackets: the figure over Ballast's.",
         "",
         header,
         "| --- |" + " --- |" * len(runs),
