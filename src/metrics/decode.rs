@@ -49,7 +49,7 @@ pub enum DecodeError {
 
 /// The response around the result. The result itself stays raw text borrowed
 /// from the body and is decoded straight into its final shape: no intermediate
-/// JSON tree (a tenth of an evaluation's CPU went into building and dropping one).
+/// JSON tree (decoding was 2.5% of the CPU in a profile at 1,000 policies).
 #[derive(Deserialize)]
 struct Envelope<'a> {
     #[serde(borrow)]
